@@ -1,0 +1,76 @@
+"""The compiler: a named list of stages from source file to decision graph, with hooks between them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+from dsl import ir
+from dsl.checks import check_detectors_stage, check_types_stage, parse_stage, resolve_stage
+from dsl.compilation import Compilation
+from dsl.diagnostics import CompileError, Diagnostic, Span
+from dsl.graph import build_graph_stage
+from dsl.loader import Reader, read_file
+from dsl.optimise import optimise_stage
+
+StageFn = Callable[[Compilation], None]
+Hook = Callable[[Compilation], None]
+
+STAGES: tuple[tuple[str, StageFn], ...] = (
+    ("parse", parse_stage),
+    ("resolve", resolve_stage),
+    ("check_detectors", check_detectors_stage),
+    ("check_types", check_types_stage),
+    ("build_graph", build_graph_stage),
+    ("optimise", optimise_stage),
+)
+STAGE_NAMES = tuple(name for name, _ in STAGES)
+
+
+def run(
+    path: str,
+    *,
+    reader: Reader = read_file,
+    after: Mapping[str, Hook] | None = None,
+    until: str | None = None,
+) -> Compilation:
+    """Run the stages on ``path`` in order, stopping after the first stage that reports an error.
+
+    ``after`` maps a stage name to a hook called once that stage succeeded; ``until`` stops
+    after the named stage (a library file, which has no graph, is checked up to check_types).
+    """
+    for name in (*(after or {}), *([until] if until else [])):
+        if name not in STAGE_NAMES:
+            raise ValueError(f"unknown compiler stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+    c = Compilation(root=os.path.normpath(path), reader=reader)
+    for name, stage in STAGES:
+        stage(c)
+        if not c.ok:
+            break
+        if after and name in after:
+            after[name](c)
+        if name == until or (name == "check_types" and c.body and c.body.kind == "library"):
+            break
+    return c
+
+
+def compile_file(path: str, *, reader: Reader = read_file) -> ir.Graph:
+    """Compile one ruleset file to its graph, or raise CompileError with every diagnostic."""
+    c = run(path, reader=reader)
+    if not c.ok or c.graph is None:
+        errors = [d for d in c.diagnostics if d.is_error]
+        if not errors:
+            message = f"{c.root} is a library; only a ruleset compiles to a graph"
+            errors = [Diagnostic("P602", message, Span(c.root, 1, 1, 1, 2))]
+        raise CompileError(errors, c.sources)
+    return c.graph
+
+
+def compile_source(text: str, file: str = "<string>") -> ir.Graph:
+    """Compile a ruleset held in memory (imports are read from disk relative to ``file``)."""
+    root = os.path.normpath(file)
+
+    def reader(path: str) -> str:
+        return text if path == root else read_file(path)
+
+    return compile_file(file, reader=reader)

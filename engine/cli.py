@@ -1,0 +1,125 @@
+"""The `palisade` command line: check, test, graph and eval rulesets; serve and query the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from dsl import render
+from dsl.compiler import run
+from dsl.diagnostics import CompileError, render_all, to_json
+from engine import policytest
+from engine.evaluator import Evaluator
+from engine.registry import source_files
+from engine.request import RequestError, request_from_dict
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Compile every ruleset and library; print all diagnostics; exit 1 on any error."""
+    diagnostics, sources, files = [], {}, 0
+    for path in source_files(*args.paths):
+        files += 1
+        c = run(path)
+        diagnostics.extend(c.diagnostics)
+        sources.update(c.sources)
+    errors = sum(d.is_error for d in diagnostics)
+    if args.format == "json":
+        print(to_json(diagnostics))
+    else:
+        if diagnostics:
+            print(render_all(diagnostics, sources), file=sys.stderr)
+        warnings = len(diagnostics) - errors
+        print(f"checked {files} file(s): {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors or not files else 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the policy tests beside each ruleset; exit 1 on any failure."""
+    results: list[policytest.CaseResult] = []
+    for path in policytest.test_files(*args.paths):
+        try:
+            results.extend(policytest.run_file(path))
+        except CompileError as exc:
+            print(exc, file=sys.stderr)
+            results.append(policytest.CaseResult(path, 1, "<compile>", False, "ruleset does not compile"))
+    for result in results:
+        if args.verbose or not result.passed:
+            print(result)
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed or not results else 0
+
+
+def _compile(path: str) -> Evaluator | None:
+    c = run(path)
+    if not c.ok or c.graph is None:
+        print(render_all(c.diagnostics, c.sources) or f"{path}: not a ruleset", file=sys.stderr)
+        return None
+    return Evaluator(c.graph)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Print the decision graph of a ruleset as text or Graphviz DOT."""
+    evaluator = _compile(args.ruleset)
+    if evaluator is None:
+        return 1
+    graph = evaluator.graph
+    print(render.to_dot(graph) if args.format == "dot" else render.to_text(graph))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate one request (JSON) against a ruleset file, locally, and print the decision."""
+    evaluator = _compile(args.ruleset)
+    if evaluator is None:
+        return 1
+    raw = sys.stdin.read() if args.request == "-" else args.request
+    try:
+        request = request_from_dict(json.loads(raw))
+    except (json.JSONDecodeError, RequestError) as exc:
+        print(f"invalid request: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(evaluator.evaluate(request).summary(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="palisade", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help=cmd_check.__doc__)
+    check.add_argument("paths", nargs="+", help="ruleset files or directories")
+    check.add_argument("--format", choices=["text", "json"], default="text")
+    check.set_defaults(func=cmd_check)
+
+    test = sub.add_parser("test", help=cmd_test.__doc__)
+    test.add_argument("paths", nargs="+", help="test files, rulesets or directories")
+    test.add_argument("-v", "--verbose", action="store_true", help="print passing cases too")
+    test.set_defaults(func=cmd_test)
+
+    graph = sub.add_parser("graph", help=cmd_graph.__doc__)
+    graph.add_argument("ruleset")
+    graph.add_argument("--format", choices=["text", "dot"], default="text")
+    graph.set_defaults(func=cmd_graph)
+
+    evaluate = sub.add_parser("eval", help=cmd_eval.__doc__)
+    evaluate.add_argument("ruleset")
+    evaluate.add_argument(
+        "request", help='request JSON, e.g. {"stage": "input", "text": "hi"}; - reads stdin'
+    )
+    evaluate.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""What an evaluation returns: the outcome, the rules that matched and why, findings, errors, timings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.base import Finding
+from dsl.ir import ActionNode
+from dsl.types import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """A rule whose arm matched (or whose error policy applied)."""
+
+    rule: str
+    arm: int  # index of the matching `when` arm; -1 when the error policy applied
+    action: ActionNode
+    reason: str
+    from_error: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.action.outcome
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorReport:
+    """One detector node that ran: its findings (offsets and types, never the text) and its time."""
+
+    node: str
+    kind: str
+    findings: tuple[Finding, ...]
+    duration_us: float
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EvalError:
+    """A failure the error policy absorbed: which detector or rule, and what went wrong."""
+
+    source: str
+    code: str  # detector_error | deadline_exceeded | regex_timeout
+    message: str
+    rule: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    ruleset: str
+    version: str
+    content_hash: str
+    matches: tuple[RuleMatch, ...] = ()
+    detectors: tuple[DetectorReport, ...] = ()
+    errors: tuple[EvalError, ...] = ()
+    skipped_rules: tuple[str, ...] = ()
+    redacted: str | None = None
+    default_applied: bool = False
+    duration_us: float = 0.0
+    timings_us: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def deciding(self) -> tuple[RuleMatch, ...]:
+        """The matches whose outcome is the decision's (ties keep them all)."""
+        return tuple(m for m in self.matches if m.outcome == self.outcome)
+
+    @property
+    def action(self) -> ActionNode | None:
+        """The action that decided: the first deciding match's, for fallback and escalation details."""
+        deciding = self.deciding
+        return deciding[0].action if deciding else None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(m.reason for m in self.deciding)
+
+    def summary(self) -> dict[str, Any]:
+        """A plain-data view for printing and JSON output."""
+        return {
+            "outcome": self.outcome.label,
+            "ruleset": self.ruleset,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "matches": [
+                {"rule": m.rule, "arm": m.arm, "outcome": m.outcome.label, "reason": m.reason}
+                | ({"from_error": True} if m.from_error else {})
+                for m in self.matches
+            ],
+            "findings": [
+                {
+                    "detector": r.node,
+                    "type": f.type,
+                    "start": f.start,
+                    "end": f.end,
+                    "score": f.score,
+                }
+                for r in self.detectors
+                for f in r.findings
+            ],
+            "errors": [{"source": e.source, "code": e.code, "message": e.message} for e in self.errors],
+            "redacted": self.redacted,
+            "default_applied": self.default_applied,
+            "duration_us": round(self.duration_us, 1),
+        }
