@@ -55,8 +55,14 @@ class DetectorInfo:
 class ExprChecker:
     """Checks expressions against the request schema and the declared detectors."""
 
-    def __init__(self, detectors: Mapping[str, DetectorInfo], kinds: Iterable[str]) -> None:
+    def __init__(
+        self,
+        detectors: Mapping[str, DetectorInfo],
+        kinds: Iterable[str],
+        broken: Iterable[str] = (),
+    ) -> None:
         self.detectors = detectors
+        self.broken = frozenset(broken)  # declared detectors with errors: their uses stay silent
         self.kinds = frozenset(kinds)
         self.diagnostics: list[Diagnostic] = []
         self.roots: dict[str, Span] = {}  # request fields read, for the stage check
@@ -123,8 +129,12 @@ class ExprChecker:
         member = self._member_type(obj.type, expr.name)
         if member is None:
             members = MEMBERS.get(obj.type, {})
-            message = f"{obj.type} has no attribute `{expr.name}`"
-            self.error("P203", message, expr.name_span, suggest(expr.name, members))
+            hint = suggest(expr.name, members)
+            if isinstance(obj, ir.Field):
+                path = ".".join((*obj.path, expr.name))
+                self.error("P201", f"the request has no field `{path}`", expr.name_span, hint)
+            else:
+                self.error("P203", f"{obj.type} has no attribute `{expr.name}`", expr.name_span, hint)
             return None
         if isinstance(obj, ir.Field):
             return ir.Field((*obj.path, expr.name), member)
@@ -154,6 +164,8 @@ class ExprChecker:
     # calls
 
     def _call(self, expr: ast.Call) -> ir.Expr | None:
+        if expr.func in self.broken:
+            return None
         if expr.func not in self.detectors:
             if expr.func in self.kinds:
                 hint = f"declare it first: detector my_{expr.func} = {expr.func}(...)"

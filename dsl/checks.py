@@ -71,6 +71,7 @@ def check_detectors_stage(c: Compilation) -> None:
     assert c.body is not None
     for decl in c.body.detectors:
         spec = SPECS.get(decl.kind)
+        c.broken_detectors.add(decl.name)
         if spec is None:
             hint = suggest(decl.kind, SPECS) or f"known kinds: {', '.join(sorted(SPECS))}"
             c.error("P202", f"unknown detector kind `{decl.kind}`", decl.kind_span, hint)
@@ -78,6 +79,7 @@ def check_detectors_stage(c: Compilation) -> None:
         params = _validate_params(c, decl, spec)
         if params is not None:
             c.detectors[decl.name] = ResolvedDetector(decl, spec, params)
+            c.broken_detectors.discard(decl.name)
 
 
 def _plain(value: ast.ParamValue) -> Any:
@@ -131,7 +133,7 @@ def check_types_stage(c: Compilation) -> None:
         name: DetectorInfo(r.spec.name, r.spec.finding_types(r.params)) for name, r in c.detectors.items()
     }
     for rule in c.body.rules:
-        checker = ExprChecker(infos, SPECS)
+        checker = ExprChecker(infos, SPECS, c.broken_detectors)
         conditions = [checker.condition(arm.condition) for arm in rule.arms]
         c.diagnostics.extend(checker.diagnostics)
         for arm in rule.arms:
@@ -144,7 +146,8 @@ def check_types_stage(c: Compilation) -> None:
 def _check_redact(c: Compilation, action: ast.Action, infos: Mapping[str, DetectorInfo]) -> None:
     for name, span in action.redact:
         if name not in infos:
-            c.error("P200", f"unknown detector `{name}` in redact", span, suggest(name, infos))
+            if name not in c.broken_detectors:
+                c.error("P200", f"unknown detector `{name}` in redact", span, suggest(name, infos))
 
 
 def _check_stages(c: Compilation, rule: ast.Rule, roots: Mapping[str, Span]) -> None:

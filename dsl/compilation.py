@@ -34,6 +34,7 @@ class Compilation:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     body: ast.Body | None = None
     detectors: dict[str, ResolvedDetector] = field(default_factory=dict)
+    broken_detectors: set[str] = field(default_factory=set)  # declared, but with errors
     typed_rules: list[TypedRule] = field(default_factory=list)
     graph: ir.Graph | None = None
 

@@ -25,6 +25,9 @@ STAGES: tuple[tuple[str, StageFn], ...] = (
     ("optimise", optimise_stage),
 )
 STAGE_NAMES = tuple(name for name, _ in STAGES)
+# Checking stages that still run after an earlier checking stage failed, so one `palisade check`
+# reports every problem; the graph is built only when all of them pass.
+_CONTINUE_ON_ERROR = frozenset({"resolve", "check_detectors"})
 
 
 def run(
@@ -34,7 +37,8 @@ def run(
     after: Mapping[str, Hook] | None = None,
     until: str | None = None,
 ) -> Compilation:
-    """Run the stages on ``path`` in order, stopping after the first stage that reports an error.
+    """Run the stages on ``path`` in order, stopping once a stage reports an error (the checking
+    stages all run first, so that every problem is reported at once).
 
     ``after`` maps a stage name to a hook called once that stage succeeded; ``until`` stops
     after the named stage (a library file, which has no graph, is checked up to check_types).
@@ -45,12 +49,13 @@ def run(
     c = Compilation(root=os.path.normpath(path), reader=reader)
     for name, stage in STAGES:
         stage(c)
-        if not c.ok:
+        if not c.ok and name not in _CONTINUE_ON_ERROR:
             break
-        if after and name in after:
+        if after and name in after and c.ok:
             after[name](c)
         if name == until or (name == "check_types" and c.body and c.body.kind == "library"):
             break
+    c.diagnostics.sort(key=lambda d: (d.span.file != c.root, d.span.file, d.span.line, d.span.column))
     return c
 
 
