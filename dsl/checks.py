@@ -145,9 +145,8 @@ def check_types_stage(c: Compilation) -> None:
 
 def _check_redact(c: Compilation, action: ast.Action, infos: Mapping[str, DetectorInfo]) -> None:
     for name, span in action.redact:
-        if name not in infos:
-            if name not in c.broken_detectors:
-                c.error("P200", f"unknown detector `{name}` in redact", span, suggest(name, infos))
+        if name not in infos and name not in c.broken_detectors:
+            c.error("P200", f"unknown detector `{name}` in redact", span, suggest(name, infos))
 
 
 def _check_stages(c: Compilation, rule: ast.Rule, roots: Mapping[str, Span]) -> None:
