@@ -1,0 +1,1 @@
+"""The Palisade runtime: evaluator, decisions, ruleset registry, policy tests, CLI and gRPC server."""
