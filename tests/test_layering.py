@@ -26,7 +26,7 @@ def _modules(package: str) -> list[Path]:
 
 
 def _top(name: str) -> str:
-    return name.split(".")[0]
+    return name.partition(".")[0]
 
 
 @pytest.mark.parametrize(
