@@ -52,7 +52,7 @@ def to_dot(graph: ir.Graph) -> str:
     for rule in graph.rules:
         for arm in rule.arms:
             arm_id = f"{rule.name}#{arm.index}"
-            label = f"{arm_id}\\nwhen {ir.render(arm.condition)}"
+            label = f"{arm_id}\nwhen {ir.render(arm.condition)}"  # json.dumps writes DOT's line break
             out.append(f"  {_quote(arm_id)} [shape=ellipse, label={_quote(label)}];")
             for expr in ir.walk(arm.condition):
                 if isinstance(expr, ir.Field):

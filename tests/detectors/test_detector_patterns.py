@@ -62,9 +62,7 @@ def test_regex_allow_list_is_exact_and_case_sensitive_by_default() -> None:
 
 def test_regex_allow_list_ignores_case_when_ignore_case() -> None:
     text = "mail bob@example.com, NOREPLY@example.com"
-    result = regex_scan(
-        text, pattern=r"\S+@example\.com", ignore_case=True, allow=["noreply@EXAMPLE.com"]
-    )
+    result = regex_scan(text, pattern=r"\S+@example\.com", ignore_case=True, allow=["noreply@EXAMPLE.com"])
     assert spans(text, result) == ["bob@example.com"]
 
 
@@ -78,9 +76,7 @@ def test_regex_findings_are_capped() -> None:
 
 
 def test_regex_catastrophic_backtracking_raises_detector_error() -> None:
-    detector = RegexDetector(
-        RegexParams(pattern=r"(a+)+$"), DetectorSettings(regex_timeout_s=0.001)
-    )
+    detector = RegexDetector(RegexParams(pattern=r"(a+)+$"), DetectorSettings(regex_timeout_s=0.001))
     with pytest.raises(DetectorError, match="timed out"):
         detector.detect("a" * 5000 + "!")
 
@@ -139,9 +135,7 @@ def test_keywords_allow_list() -> None:
     assert not result.found
     result = keywords_scan(text, words=["jailbreak"], ignore_case=False, allow=["JAILBREAK"])
     assert not result.found
-    result = keywords_scan(
-        text, words=["jailbreak", "Jailbreak"], ignore_case=False, allow=["JAILBREAK"]
-    )
+    result = keywords_scan(text, words=["jailbreak", "Jailbreak"], ignore_case=False, allow=["JAILBREAK"])
     assert spans(text, result) == ["Jailbreak"]
 
 
@@ -157,8 +151,6 @@ def test_keywords_params_reject_blank_words() -> None:
         ("keywords", KeywordsParams(words=["forbidden"]), "a Forbidden word", ["Forbidden"]),
     ],
 )
-def test_specs_load_these_implementations(
-    name: str, params: object, text: str, expected: list[str]
-) -> None:
+def test_specs_load_these_implementations(name: str, params: object, text: str, expected: list[str]) -> None:
     detector = SPECS[name].load()(params, SETTINGS)
     assert spans(text, detector.detect(text)) == expected

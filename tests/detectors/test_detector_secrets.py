@@ -190,9 +190,7 @@ def test_findings_are_capped() -> None:
 
 
 def test_a_pattern_timeout_raises_detector_error() -> None:
-    detector = SecretsDetector(
-        SecretsParams(types=["PRIVATE_KEY"]), DetectorSettings(regex_timeout_s=1e-6)
-    )
+    detector = SecretsDetector(SecretsParams(types=["PRIVATE_KEY"]), DetectorSettings(regex_timeout_s=1e-6))
     text = ("-----BEGIN PRIVATE KEY-----\n" + "A" * 16_000 + "\n") * 200
     with pytest.raises(DetectorError, match="timed out"):
         detector.detect(text)
