@@ -61,6 +61,7 @@ class Decision:
     default_applied: bool = False
     duration_us: float = 0.0
     timings_us: Mapping[str, float] = field(default_factory=dict)
+    default_action: ActionNode | None = None  # the ruleset's default, for `action` when it applied
 
     @property
     def deciding(self) -> tuple[RuleMatch, ...]:
@@ -69,9 +70,12 @@ class Decision:
 
     @property
     def action(self) -> ActionNode | None:
-        """The action that decided: the first deciding match's, for fallback and escalation details."""
+        """The action that decided: the first deciding match's, else the default's when it applied;
+        for fallback and escalation details."""
         deciding = self.deciding
-        return deciding[0].action if deciding else None
+        if deciding:
+            return deciding[0].action
+        return self.default_action if self.default_applied else None
 
     @property
     def reasons(self) -> tuple[str, ...]:
