@@ -10,6 +10,8 @@ from detectors.base import Finding
 from dsl.ir import ActionNode
 from dsl.types import Outcome
 
+_FALLBACK_PRIORITY = {"reply": 0, "model": 1, "redact": 2}
+
 
 @dataclass(frozen=True, slots=True)
 class RuleMatch:
@@ -70,9 +72,10 @@ class Decision:
 
     @property
     def action(self) -> ActionNode | None:
-        """The action that decided: the first deciding match's, else the default's when it applied;
-        for fallback and escalation details."""
-        deciding = self.deciding
+        """The action the caller applies: among tied fallbacks the most conservative (a canned reply,
+        then a fallback model, then redaction), else the first deciding match in source order; the
+        default's when no rule matched."""
+        deciding = sorted(self.deciding, key=lambda m: _FALLBACK_PRIORITY.get(m.action.fallback, 0))
         if deciding:
             return deciding[0].action
         return self.default_action if self.default_applied else None

@@ -108,6 +108,7 @@ class Evaluator:
         self.settings = settings or DetectorSettings()
         self.pool = pool
         self.rule_nodes = {rule.name: rule for rule in graph.rules}
+        self.rule_order = {rule.name: position for position, rule in enumerate(graph.rules)}
         regexes: dict[str, object] = {}
         self.detector_runs = {
             node_id: _DetectorRun(
@@ -144,10 +145,26 @@ class Evaluator:
         try:
             matches, skipped = run.rules(request.stage)
             return run.decide(matches, skipped, started)
+        except Exception as exc:  # a bug of ours must not reach the caller: fail by the error policy
+            return self._internal_error(exc, started)
         finally:
             run.cancel_pending()
             run.env.detect = _finished  # env -> run.detect -> run -> env: break the cycle, so that
             # the run is freed at once rather than by the garbage collector (which costs every call)
+
+    def _internal_error(self, exc: Exception, started: float) -> Decision:
+        policy = self.graph.on_error
+        error = EvalError("evaluator", "internal_error", f"evaluation failed: {type(exc).__name__}")
+        match = RuleMatch("(evaluator)", -1, policy, policy.reason or error.message, from_error=True)
+        return Decision(
+            outcome=policy.outcome,
+            ruleset=self.graph.name,
+            version=self.graph.version,
+            content_hash=self.graph.content_hash,
+            matches=(match,) if policy.outcome is not Outcome.ALLOW else (),
+            errors=(error,),
+            duration_us=(time.perf_counter() - started) * 1e6,
+        )
 
 
 def _finished(node_id: str) -> DetectorResult:
@@ -320,6 +337,7 @@ class _Run:
 
     def decide(self, matches: list[RuleMatch], skipped: list[str], started: float) -> Decision:
         graph = self.ev.graph
+        matches.sort(key=lambda m: self.ev.rule_order.get(m.rule, -1))  # source order, not cost order
         outcome = max(m.outcome for m in matches) if matches else graph.default.outcome
         redacted = None
         if outcome is Outcome.FALLBACK:

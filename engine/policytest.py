@@ -16,7 +16,7 @@ from engine.evaluator import Evaluator
 from engine.request import RequestError, request_from_dict
 
 TEST_SUFFIX = ".tests.toml"
-_EXPECTATION_KEYS = ("name", "expect", "rules", "redacted", "reasons")
+_EXPECTATION_KEYS = ("name", "expect", "rules", "redacted", "reasons", "reply", "model", "queue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,4 +89,18 @@ def _compare(case: dict[str, Any], expected: Outcome, decision: Decision) -> str
         return f"expected redacted text {case['redacted']!r}, got {decision.redacted!r}"
     if "reasons" in case and sorted(case["reasons"]) != sorted(decision.reasons):
         return f"expected reasons {sorted(case['reasons'])}, got {sorted(decision.reasons)}"
+    return _compare_action(case, decision)
+
+
+def _compare_action(case: dict[str, Any], decision: Decision) -> str | None:
+    """`reply`, `model` and `queue` check the details of the action the caller would apply."""
+    action = decision.action
+    details = {
+        "reply": action.fallback_value if action and action.fallback == "reply" else None,
+        "model": action.fallback_value if action and action.fallback == "model" else None,
+        "queue": action.queue if action and action.queue else None,
+    }
+    for key, got in details.items():
+        if key in case and case[key] != got:
+            return f"expected {key} {case[key]!r}, got {got!r}"
     return None

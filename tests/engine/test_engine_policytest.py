@@ -152,3 +152,12 @@ def test_finding_test_files(suite: Path) -> None:
     # a ruleset path finds the tests beside it; one without tests finds nothing
     assert list(policytest.test_files(str(suite / "bot.pal"))) == [str(suite / "bot.tests.toml")]
     assert list(policytest.test_files(str(suite / "alone.pal"))) == []
+
+
+def test_action_details_are_checked(suite: Path) -> None:
+    (suite / "bot.tests.toml").write_text(
+        TESTS.replace('expect = "escalate"', 'expect = "escalate"\nqueue = "secops"')
+    )
+    results = policytest.run_file(str(suite / "bot.tests.toml"))
+    assert [r.passed for r in results] == [True, True, False]
+    assert "expected queue 'secops', got 'sre'" in results[2].detail
