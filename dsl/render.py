@@ -7,6 +7,15 @@ import json
 from dsl import ir
 
 
+_UNITS = (("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000), ("us", 1))
+
+
+def format_duration(micros: int) -> str:
+    """The shortest exact spelling, as a ruleset would write it: 1800000000 -> ``30m``."""
+    unit, size = next((u, s) for u, s in _UNITS if micros % s == 0)
+    return f"{micros // size}{unit}"
+
+
 def _action(action: ir.ActionNode) -> str:
     parts = [action.outcome.label]
     if action.fallback:
@@ -14,7 +23,7 @@ def _action(action: ir.ActionNode) -> str:
         parts.extend(f'"{v}"' for v in (action.fallback_value,) if v)
         parts.extend(action.redact)
     if action.queue:
-        parts.append(f'to "{action.queue}" within {action.within_us // 1_000_000}s')
+        parts.append(f'to "{action.queue}" within {format_duration(action.within_us)}')
     if action.reason:
         parts.append(json.dumps(action.reason))
     return " ".join(parts)
@@ -23,7 +32,7 @@ def _action(action: ir.ActionNode) -> str:
 def to_text(graph: ir.Graph) -> str:
     lines = [
         f"ruleset {graph.name} {graph.version}  {graph.content_hash}",
-        f"  budget p95 {graph.budget_p95_us}us, estimated {graph.estimated_cost_us}us",
+        f"  budget p95 {format_duration(graph.budget_p95_us)}, estimated {graph.estimated_cost_us}us",
         f"  default {_action(graph.default)}; on error {_action(graph.on_error)}",
         "  detectors:",
     ]

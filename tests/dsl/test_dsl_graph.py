@@ -102,7 +102,7 @@ def test_to_text() -> None:
     text = render.to_text(graph)
     lines = text.splitlines()
     assert lines[0] == f"ruleset shop 3.0  {graph.content_hash}"
-    assert "budget p95 5000us" in lines[1]
+    assert "budget p95 5ms" in lines[1]
     assert 'default block "closed"' in lines[2]
     assert "k(content): secrets" in text and "declared as k" in text
     assert "    r on input, output" in lines
