@@ -107,7 +107,7 @@ def test_to_text() -> None:
     assert "k(content): secrets" in text and "declared as k" in text
     assert "    r on input, output" in lines
     assert "      when k(content).found" in lines
-    assert '        then escalate to "sec" within 120s "keys"' in lines
+    assert '        then escalate to "sec" within 2m "keys"' in lines
     assert '        then fallback reply "no"' in lines
 
 
