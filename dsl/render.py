@@ -6,7 +6,6 @@ import json
 
 from dsl import ir
 
-
 _UNITS = (("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000), ("us", 1))
 
 
