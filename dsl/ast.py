@@ -19,6 +19,7 @@ class FallbackKind(StrEnum):
     REPLY = "reply"
     MODEL = "model"
     REDACT = "redact"
+    PSEUDONYMIZE = "pseudonymize"  # redact with a stable keyed pseudonym per value
 
 
 @dataclass(frozen=True, slots=True)

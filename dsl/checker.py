@@ -166,12 +166,14 @@ class ExprChecker:
     def _call(self, expr: ast.Call) -> ir.Expr | None:
         if expr.func in self.broken:
             return None
+        if expr.func in ir.FUNCTIONS and expr.func not in self.detectors:
+            return self._function(expr)
         if expr.func not in self.detectors:
             if expr.func in self.kinds:
                 hint = f"declare it first: detector my_{expr.func} = {expr.func}(...)"
                 message = f"`{expr.func}` is a detector kind, not a declared detector"
             else:
-                hint = suggest(expr.func, self.detectors) or ""
+                hint = suggest(expr.func, [*self.detectors, *ir.FUNCTIONS]) or ""
                 message = f"unknown detector `{expr.func}`"
             self.error("P200", message, expr.func_span, hint or None)
             return None
@@ -187,6 +189,21 @@ class ExprChecker:
             self.error("P302", message, expr.args[0].span)
             return None
         return ir.Detect(expr.func, arg)
+
+    def _function(self, expr: ast.Call) -> ir.Expr | None:
+        """``decoded(TEXT)`` and ``normalized(TEXT)``: a string in, a string out."""
+        if len(expr.args) != 1:
+            message = f"{expr.func}() takes one argument, the text"
+            self.error("P207", message, expr.span, f"{expr.func}(content)")
+            return None
+        arg = self.check(expr.args[0])
+        if arg is None:
+            return None
+        if arg.type not in (STRING, DYN):
+            hint = "use content, which joins the messages" if arg.type.kind == "list" else None
+            self.error("P302", f"{expr.func}() takes a string, not {arg.type}", expr.args[0].span, hint)
+            return None
+        return ir.Method(arg, expr.func, (), STRING)
 
     def _methodcall(self, expr: ast.MethodCall) -> ir.Expr | None:
         obj = self.check(expr.obj)

@@ -99,16 +99,19 @@ class _GraphBuilder:
 
     def action(self, action: ast.Action, condition: ir.Expr | None) -> ir.ActionNode:
         redact: tuple[str, ...] = ()
-        if action.fallback is ast.FallbackKind.REDACT:
+        pseudonymize = action.fallback is ast.FallbackKind.PSEUDONYMIZE
+        if action.fallback is ast.FallbackKind.REDACT or pseudonymize:
             redact = self._redact_nodes(action, condition)
         return ir.ActionNode(
             outcome=_OUTCOMES[action.kind],
             reason=action.reason or "",
-            fallback=action.fallback.value if action.fallback else "",
+            # a pseudonymizing redaction is a redaction to callers; only the placeholders differ
+            fallback="redact" if pseudonymize else action.fallback.value if action.fallback else "",
             fallback_value=action.fallback_value or "",
             redact=redact,
             queue=action.queue or "",
             within_us=action.within.micros if action.within else 0,
+            pseudonymize=pseudonymize,
             span=action.span,
         )
 

@@ -116,6 +116,9 @@ class Quant:
 
 Expr = Const | Field | Var | Member | Detect | Method | Index | ListOf | And | Or | Not | Cmp | Match | Quant
 
+# Built-in functions of one string, `decoded(content)`: kept as a Method of their argument.
+FUNCTIONS = frozenset({"decoded", "normalized"})
+
 
 def render(expr: Expr) -> str:
     """A compact, canonical text form of an expression (used in node ids and graph dumps)."""
@@ -130,6 +133,8 @@ def render(expr: Expr) -> str:
             return f"{render(obj)}.{name}"
         case Detect(decl=decl, input=inp, node=node):
             return node or f"{decl}({render(inp)})"
+        case Method(obj=obj, name=name, args=()) if name in FUNCTIONS:
+            return f"{name}({render(obj)})"
         case Method(obj=obj, name=name, args=args):
             return f"{render(obj)}.{name}({', '.join(render(a) for a in args)})"
         case Index(obj=obj, index=index):
@@ -201,6 +206,7 @@ class ActionNode:
     queue: str = ""
     within_us: int = 0
     span: Span | None = field(default=None, compare=False)
+    pseudonymize: bool = False  # `fallback pseudonymize`: keyed pseudonyms instead of <TYPE>
 
     def canonical(self) -> dict[str, Any]:
         data = {
@@ -211,6 +217,7 @@ class ActionNode:
             "redact": list(self.redact),
             "queue": self.queue,
             "within_us": self.within_us,
+            "pseudonymize": self.pseudonymize,
         }
         return {k: v for k, v in data.items() if v not in ("", [], 0) or k == "outcome"}
 

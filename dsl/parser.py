@@ -287,13 +287,19 @@ class _Builder(Transformer[Token, ast.Module]):
         return self._fallback(meta, ast.FallbackKind.MODEL, children)
 
     def fallback_redact(self, meta: Meta, children: list[Token | None]) -> ast.Action:
+        return self._redaction(meta, ast.FallbackKind.REDACT, children)
+
+    def fallback_pseudonymize(self, meta: Meta, children: list[Token | None]) -> ast.Action:
+        return self._redaction(meta, ast.FallbackKind.PSEUDONYMIZE, children)
+
+    def _redaction(self, meta: Meta, kind: ast.FallbackKind, children: list[Token | None]) -> ast.Action:
         *names, reason = children
         redact = tuple((str(tok), self._tok(tok)) for tok in _present(names))
         return ast.Action(
             ast.ActionKind.FALLBACK,
             self._span(meta),
             self._reason(reason),
-            fallback=ast.FallbackKind.REDACT,
+            fallback=kind,
             redact=redact,
         )
 

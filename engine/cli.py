@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from dsl import render
 from dsl.compiler import run
 from dsl.diagnostics import CompileError, render_all, to_json
-from engine import policytest
+from engine import policytest, score
+from engine.audit import cli as audit_cli
 from engine.evaluator import Evaluator
 from engine.registry import source_files
-from engine.request import RequestError, request_from_dict
+from engine.request import Request, RequestError, request_from_dict
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -87,6 +89,65 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the Guard gRPC service (with health and reflection) until SIGTERM or SIGINT."""
+    from engine.config import ConfigError, load_config  # noqa: PLC0415  (keeps grpc out of other commands)
+    from engine.server.app import StartError, serve  # noqa: PLC0415
+    from engine.server.workers import configure_logging, serve_workers  # noqa: PLC0415
+
+    flags = {"rulesets": args.rulesets, "listen": args.listen, "data_dir": args.data_dir}
+    try:
+        config = load_config(args.config, flags | {"workers": args.workers})
+    except ConfigError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging()
+
+    def ready(listen: str) -> None:
+        print(f"palisade: ready on {listen} ({config.workers} worker(s))", file=sys.stderr, flush=True)
+
+    try:
+        os.makedirs(config.data_dir, exist_ok=True)
+        if config.workers > 1:
+            return serve_workers(config, ready)
+        return serve(config, ready=ready)
+    except CompileError as exc:
+        print(exc, file=sys.stderr)
+        print(f"refusing to start: {len(exc.diagnostics)} error(s) in the rulesets", file=sys.stderr)
+    except (StartError, OSError) as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+    return 1
+
+
+def _ask_request(args: argparse.Namespace) -> tuple[str, str, Request]:
+    """The ruleset, version and request of `palisade ask`: --request JSON, then the flags over it."""
+    data = json.loads(sys.stdin.read() if args.request == "-" else args.request or "{}")
+    if not isinstance(data, dict):
+        raise RequestError("the request must be a JSON object")
+    ruleset, version = str(data.pop("ruleset", "")), str(data.pop("version", ""))
+    data |= {key: value for key, value in (("stage", args.stage), ("text", args.text)) if value is not None}
+    return args.ruleset or ruleset, args.version or version, request_from_dict({"stage": "input"} | data)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Send one Check to a running server and print the decision as JSON."""
+    from engine.client import GuardClient, GuardError  # noqa: PLC0415  (keeps grpc out of other commands)
+
+    try:
+        ruleset, version, request = _ask_request(args)
+    except (json.JSONDecodeError, RequestError) as exc:
+        print(f"invalid request: {exc}", file=sys.stderr)
+        return 2
+    with GuardClient(args.server, timeout=args.timeout) as client:
+        try:
+            result = client.check_request(ruleset, request, version=version)
+        except GuardError as exc:
+            print(f"check failed: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="palisade", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +173,28 @@ def build_parser() -> argparse.ArgumentParser:
         "request", help='request JSON, e.g. {"stage": "input", "text": "hi"}; - reads stdin'
     )
     evaluate.set_defaults(func=cmd_eval)
+
+    serve = sub.add_parser("serve", help=cmd_serve.__doc__)
+    serve.add_argument("--rulesets", help="directory of .pal rulesets (default: ./rulesets)")
+    serve.add_argument("--listen", help="HOST:PORT to serve on (default: 127.0.0.1:50051; port 0: any)")
+    serve.add_argument("--data-dir", help="directory for durable state (default: ./data)")
+    serve.add_argument("--workers", type=int, help="server processes sharing the port (default: 1)")
+    serve.add_argument("--config", help="TOML file with further settings (see engine/config.py)")
+    serve.set_defaults(func=cmd_serve)
+
+    ask = sub.add_parser("ask", help=cmd_ask.__doc__)
+    ask.add_argument("--server", default="127.0.0.1:50051", help="HOST:PORT of a running server")
+    ask.add_argument("--ruleset", help="the ruleset's name (or `ruleset` in --request)")
+    ask.add_argument("--version", help="pin a ruleset version (default: the active one)")
+    ask.add_argument("--stage", help="input | output | tool_call | tool_result | retrieval (default: input)")
+    ask.add_argument("--text", help="the text to check")
+    ask.add_argument(
+        "--request", help='request JSON, e.g. {"stage": "tool_call", "tool": {"name": "x"}}; - reads stdin'
+    )
+    ask.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the decision")
+    ask.set_defaults(func=cmd_ask)
+    audit_cli.register(sub)
+    score.register(sub)
     return parser
 
 

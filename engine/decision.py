@@ -37,6 +37,9 @@ class DetectorReport:
     findings: tuple[Finding, ...]
     duration_us: float
     error: str = ""
+    cached: bool = False  # every text it scanned came from the cross-request cache
+    cache_hits: int = 0  # texts (messages) whose result came from the cache
+    cache_misses: int = 0  # texts it scanned, then cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,4 +114,17 @@ class Decision:
             "redacted": self.redacted,
             "default_applied": self.default_applied,
             "duration_us": round(self.duration_us, 1),
-        }
+        } | self._cache_summary()
+
+    @property
+    def cache_hits(self) -> int:
+        """Texts whose detector result came from the cross-request cache, over all detectors."""
+        return sum(r.cache_hits for r in self.detectors)
+
+    @property
+    def cache_misses(self) -> int:
+        return sum(r.cache_misses for r in self.detectors)
+
+    def _cache_summary(self) -> dict[str, Any]:
+        hits, misses = self.cache_hits, self.cache_misses
+        return {"cache": {"hits": hits, "misses": misses}} if hits or misses else {}

@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 from detectors.base import Detector, DetectorError, DetectorResult, Finding
 from detectors.specs import SPECS, CostClass, DetectorSettings
 from dsl import ir
-from dsl.types import Outcome, Stage
+from dsl.types import STRING, Outcome, Stage
 from engine.decision import Decision, DetectorReport, EvalError, RuleMatch
+from engine.detector_cache import CachedScan, DetectorCache, ScanStats, detector_key, shared_cache
 from engine.plan import Env, EvalFailure, Fn, RuleFn, SegmentFn, link, link_rules, segments, to_text
-from engine.request import Request
+from engine.redaction import Pseudonymizer, redact
+from engine.request import Message, Request
 
 T = TypeVar("T")
 
@@ -93,6 +95,11 @@ class _DetectorRun:
     input: Fn
     detector: Detector
     kind: str = ""  # node.kind, for the report
+    # MODERATE and HEAVY detectors go through the cross-request cache under this key ("": never),
+    # a chat's messages one by one (DetectorSpec.split)
+    cache_key: str = ""
+    split: str = "whole"
+    on_content: bool = False  # scans `content`, which joins the messages when there is no `text`
 
 
 class Evaluator:
@@ -103,17 +110,18 @@ class Evaluator:
         graph: ir.Graph,
         settings: DetectorSettings | None = None,
         pool: ThreadPoolExecutor | None = None,
+        cache: DetectorCache | None = None,
     ) -> None:
         self.graph = graph
         self.settings = settings or DetectorSettings()
         self.pool = pool
+        self.cache = cache if cache is not None else shared_cache(self.settings.cache_bytes)
+        self.pseudonym = Pseudonymizer(self.settings.pseudonym_key)
         self.rule_nodes = {rule.name: rule for rule in graph.rules}
         self.rule_order = {rule.name: position for position, rule in enumerate(graph.rules)}
         regexes: dict[str, object] = {}
         self.detector_runs = {
-            node_id: _DetectorRun(
-                node, link(node.input, regexes), _instantiate(node, self.settings), node.kind
-            )
+            node_id: _detector_run(node, link(node.input, regexes), self.settings)
             for node_id, node in graph.detectors.items()
         }
         heavy = {n for n, node in graph.detectors.items() if node.cost_class >= CostClass.MODERATE}
@@ -196,6 +204,17 @@ def _instantiate(node: ir.DetectorNode, settings: DetectorSettings) -> Detector:
     return spec.load()(spec.params.model_validate(node.params), settings)
 
 
+_CONTENT = ir.Field(("content",), STRING)
+
+
+def _detector_run(node: ir.DetectorNode, input_fn: Fn, settings: DetectorSettings) -> _DetectorRun:
+    cached = node.cost_class >= CostClass.MODERATE
+    key = detector_key(node.kind, node.params, settings.pii_nlp_model or "") if cached else ""
+    split = SPECS[node.kind].split
+    detector = _instantiate(node, settings)
+    return _DetectorRun(node, input_fn, detector, node.kind, key, split, node.input == _CONTENT)
+
+
 DEFAULT_RULE = "(default)"  # the name an error shows when the default's redaction failed
 
 
@@ -210,6 +229,7 @@ class _Run:
         self.futures: dict[str, Future[DetectorResult]] = {}
         self.reports: list[DetectorReport] = []
         self.errors: list[EvalError] = []
+        self.scans: dict[str, ScanStats] = {}  # cache hits and misses of the last call of each node
 
     # detectors
 
@@ -246,7 +266,24 @@ class _Run:
     def _call(self, node_id: str) -> DetectorResult:
         run = self.ev.detector_runs[node_id]
         text = run.input(self.env)
-        return run.detector.detect(text if type(text) is str else to_text(text))
+        if not run.cache_key or self.ev.cache is None:
+            return run.detector.detect(text if type(text) is str else to_text(text))
+        scan = CachedScan(run.detector.detect, run.cache_key, self.ev.cache)
+        result = scan.parts(self._parts(run, text), run.split)
+        self.scans[node_id] = scan.stats
+        return result
+
+    def _parts(self, run: _DetectorRun, value: Any) -> list[str]:
+        """The texts a value is made of: the messages of a chat (of `content` without `text`, or of
+        a list), the items of a list, or the one text."""
+        request = self.env.request
+        if type(value) is str:
+            if run.on_content and not request.text and len(request.messages) > 1:
+                return [m.content for m in request.messages]
+            return [value]
+        if isinstance(value, list | tuple):
+            return [v.content if isinstance(v, Message) else to_text(v) for v in value]
+        return [to_text(value)]
 
     def _remaining(self) -> float | None:
         return None if self.deadline is None else max(self.deadline - time.perf_counter(), 0.0)
@@ -254,7 +291,13 @@ class _Run:
     def _report(self, node_id: str, findings: tuple[Finding, ...], started: float, error: str = "") -> None:
         elapsed = (time.perf_counter() - started) * 1e6
         kind = self.ev.detector_runs[node_id].kind
-        self.reports.append(_new_report(node_id, kind, findings, elapsed, error))
+        scan = self.scans.pop(node_id, None) if self.scans else None
+        if scan is None:
+            self.reports.append(_new_report(node_id, kind, findings, elapsed, error))
+            return
+        cached = scan.hits > 0 and scan.misses == 0
+        report = _new_report(node_id, kind, findings, elapsed, error, cached, scan.hits, scan.misses)
+        self.reports.append(report)
 
     def prefetch(self, rules: tuple[_Rule, ...]) -> None:
         """Start the expensive detectors that the rules still to run need, concurrently."""
@@ -367,9 +410,16 @@ class _Run:
         if not nodes:
             return None, matches
         findings: list[Finding] = []
+        keyed: set[Finding] = set()
+        pseudonymized = {n for m in matches if m.action.pseudonymize for n in m.action.redact}
+        if not matches and self.ev.graph.default.pseudonymize:
+            pseudonymized = set(nodes)
         for node_id in dict.fromkeys(nodes):
             try:
-                findings.extend(self.detect(node_id).findings)
+                found = self.detect(node_id).findings
+                findings.extend(found)
+                if node_id in pseudonymized:
+                    keyed.update(found)
             except EvalFailure as failure:
                 rule = next((m.rule for m in matches if node_id in m.action.redact), None)
                 if rule is None:  # the default's redaction: the ruleset's error policy
@@ -377,23 +427,7 @@ class _Run:
                 else:
                     error_match = self._on_error(self.ev.rule_nodes[rule], failure)
                 return None, [*matches, *([error_match] if error_match else [])]
-        return redact(self.env.content, findings), matches
+        return redact(self.env.content, findings, self.ev.pseudonym, keyed), matches
 
 
-def redact(text: str, findings: list[Finding]) -> str:
-    """Replace each finding's span with ``<TYPE>``; overlapping spans merge into one placeholder."""
-    spans = sorted((f.start, f.end, f.type) for f in findings if 0 <= f.start < f.end <= len(text))
-    merged: list[tuple[int, int, str]] = []
-    for start, end, kind in spans:
-        if merged and start < merged[-1][1]:
-            first, last, first_kind = merged[-1]
-            merged[-1] = (first, max(last, end), first_kind)
-        else:
-            merged.append((start, end, kind))
-    out, cursor = [], 0
-    for start, end, kind in merged:
-        out.append(text[cursor:start])
-        out.append(f"<{kind}>")
-        cursor = end
-    out.append(text[cursor:])
-    return "".join(out)
+__all__ = ["DEFAULT_RULE", "Evaluator", "redact"]  # redact lives in engine.redaction

@@ -9,6 +9,7 @@ from typing import Any
 
 import regex
 
+from detectors import textforms
 from detectors.base import DetectorResult
 from dsl import ir
 from dsl.types import ATTRIBUTES, DYN, STRING, STRINGS
@@ -384,9 +385,22 @@ def _method(expr: ir.Method, regexes: dict[str, Any]) -> Fn:
     if name == "contains" and (expr.obj.type.kind == "list" or expr.obj.type == DYN):
         (arg,) = args  # a dynamic value may be a list or a string: look in either
         return lambda env: _contains(arg(env), obj(env))
+    if name in ir.FUNCTIONS:
+        return _text_form(obj, _TEXT_FORMS[name])
     if name in ("startswith", "endswith") and _is_const(expr.args[0]):
         return _const_affix(obj, name, _const_value(expr.args[0]))
     return _string_method(obj, name, args)
+
+
+# decoded(TEXT) and normalized(TEXT); a value that is not a string (a dynamic one) gives null
+_TEXT_FORMS: dict[str, Callable[[str], str]] = {
+    "decoded": textforms.decoded,
+    "normalized": textforms.normalized,
+}
+
+
+def _text_form(obj: Fn, form: Callable[[str], str]) -> Fn:
+    return lambda env: form(v) if isinstance(v := obj(env), str) else None
 
 
 def _is_const(expr: ir.Expr) -> bool:

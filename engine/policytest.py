@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from detectors.specs import DetectorSettings
 from dsl.compiler import compile_file
 from dsl.types import Outcome
 from engine.decision import Decision
@@ -16,6 +17,8 @@ from engine.evaluator import Evaluator
 from engine.request import RequestError, request_from_dict
 
 TEST_SUFFIX = ".tests.toml"
+# A fixed pseudonym key, so that a test can spell out what `fallback pseudonymize` writes.
+TEST_SETTINGS = DetectorSettings(pseudonym_key=b"palisade-policy-tests")
 _EXPECTATION_KEYS = ("name", "expect", "rules", "redacted", "reasons", "reply", "model", "queue")
 
 
@@ -55,7 +58,7 @@ def run_file(path: str) -> list[CaseResult]:
             return [CaseResult(path, 1, "<file>", False, f"invalid TOML: {exc}")]
     with open(path, encoding="utf-8") as handle:
         lines = [n for n, text in enumerate(handle, 1) if re.match(r"\s*\[\[test\]\]", text)]
-    evaluator = Evaluator(compile_file(ruleset))
+    evaluator = Evaluator(compile_file(ruleset), TEST_SETTINGS)
     return [
         run_case(evaluator, case, path, lines[i] if i < len(lines) else 1) for i, case in enumerate(cases)
     ]

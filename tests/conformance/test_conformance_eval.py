@@ -1,7 +1,8 @@
 """Evaluation conformance: each TOML file under eval/ holds a ruleset and the decisions it must make.
 
 File keys: ``ruleset`` (the source), optional ``file`` (the name it compiles under, relative to
-``eval/``, so that imports resolve) and ``regex_timeout_s`` (detector settings), and ``[[case]]``s.
+``eval/``, so that imports resolve), ``regex_timeout_s`` and ``pseudonym_key`` (detector settings),
+and ``[[case]]``s.
 
 Case keys: the request (``stage``, ``text``, ``messages``, ``tool``, ``principal``, ``metadata``,
 ``request_id``) and the expectations:
@@ -53,7 +54,7 @@ EXPECTATION_KEYS = frozenset(
         "timeout_s",
     }
 )
-FILE_KEYS = frozenset({"ruleset", "file", "regex_timeout_s", "case"})
+FILE_KEYS = frozenset({"ruleset", "file", "regex_timeout_s", "pseudonym_key", "case"})
 
 
 @cache
@@ -70,7 +71,10 @@ def evaluator(path: Path) -> Evaluator:
     data = load(path)
     file = str(EVAL / data.get("file", path.with_suffix(".pal").name))
     graph = compile_source(data["ruleset"], file=file)
-    settings = DetectorSettings(regex_timeout_s=data.get("regex_timeout_s", 0.05))
+    settings = DetectorSettings(
+        regex_timeout_s=data.get("regex_timeout_s", 0.05),
+        pseudonym_key=data.get("pseudonym_key", "").encode("utf-8"),
+    )
     return Evaluator(graph, settings)
 
 

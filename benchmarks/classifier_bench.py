@@ -1,0 +1,131 @@
+"""Latency and memory of the `classifier` detector on the shipped prompt-injection model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from detectors.classifier import ClassifierDetector, providers
+from detectors.specs import ClassifierParams, DetectorSettings
+
+MODEL = "prompt-injection"
+PARAGRAPH = (
+    "Our returns desk handles electronics bought in the last 30 days. Keep the receipt and the "
+    "original box, and we will refund the card you paid with within five working days. "
+)
+
+
+def detector(threads: int) -> ClassifierDetector:
+    return ClassifierDetector(ClassifierParams(model=MODEL), DetectorSettings(classifier_threads=threads))
+
+
+def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
+    for _ in range(max(3, runs // 10)):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1e3)
+    samples.sort()
+    return {
+        "p50_ms": round(statistics.median(samples), 3),
+        "p95_ms": round(samples[int(0.95 * (len(samples) - 1))], 3),
+        "runs": runs,
+    }
+
+
+def window_case(runs: int) -> dict[str, float]:
+    """One full 128-token window (the model's maximum), one intra-op thread: one core."""
+    det = detector(1)
+    encoding = det._tokenizer.encode(PARAGRAPH * 10)
+    assert len(encoding.ids) == 128
+    return timed(lambda: det.scores([encoding]), runs)
+
+
+def text_case(chars: int, threads: int, runs: int) -> dict[str, float]:
+    """detect() end to end on a text of ``chars`` characters: tokenise, windows, one batched run."""
+    det = detector(threads)
+    text = (PARAGRAPH * (chars // len(PARAGRAPH) + 1))[:chars]
+    windows = 1 + len(det._tokenizer.encode(text).overflowing)
+    return timed(lambda: det.detect(text), runs) | {"windows": windows, "threads": threads}
+
+
+_RSS_SCRIPT = """
+import json, sys
+from detectors.classifier import ClassifierDetector
+from detectors.specs import ClassifierParams, DetectorSettings, SPECS
+parts = {}
+def rss():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return round(int(fields["VmRSS"].split()[0]) / 1024, 1), round(int(fields["VmHWM"].split()[0]) / 1024, 1)
+parts["python"] = rss()
+det = ClassifierDetector(ClassifierParams(model="prompt-injection"), DetectorSettings())
+det.detect("warm up " * 400)
+parts["classifier"] = rss()
+if "pii" in SPECS:
+    pii = SPECS["pii"]
+    instance = pii.load()(pii.params.model_validate({}), DetectorSettings())
+    instance.detect("call me at 212-555-0100 or mail jo@example.com")
+    parts["classifier+pii"] = rss()
+if "--service" in sys.argv:
+    from engine.registry import Registry
+    import engine.server.app  # noqa: F401  (the gRPC service's modules)
+    Registry.load("rulesets")
+    parts["service"] = rss()
+print(json.dumps(parts))
+"""
+
+
+def memory() -> dict[str, Any]:
+    """Resident memory (MiB: current, peak) of a fresh process as the models load."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, "--service"], check=True, capture_output=True, text=True
+    )
+    parts: dict[str, Any] = json.loads(out.stdout)
+    return {name: {"rss_mib": now, "peak_mib": peak} for name, (now, peak) in parts.items()}
+
+
+def run(runs: int) -> dict[str, Any]:
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "onnxruntime": metadata.version("onnxruntime"),
+            "providers": providers(),
+            "date": time.strftime("%Y-%m-%d"),
+        },
+        "window_128_tokens_1_thread": window_case(runs),
+        "text_1024_chars_2_threads": text_case(1024, 2, runs),
+        "text_2000_chars_1_thread": text_case(2000, 1, runs),
+        "text_2000_chars_2_threads": text_case(2000, 2, runs),
+        "memory": memory(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.classifier_bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=300, help="timed runs per case")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    result = run(args.runs)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for name, value in result.items():
+        print(f"{name}: {json.dumps(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

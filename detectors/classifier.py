@@ -1,0 +1,136 @@
+"""The `classifier` detector: an ONNX text classifier over overlapping token windows."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort  # type: ignore[import-untyped]
+from tokenizers import Encoding, Tokenizer
+
+from detectors.base import DetectorError, DetectorResult, Finding
+from detectors.catalogue import ModelError, ModelInfo, resolve, verify
+from detectors.specs import ClassifierParams, DetectorSettings
+
+BATCH = 16  # windows per session run: enough for ~8,000 characters at once, bounded memory
+_lock = threading.Lock()
+_sessions: dict[tuple[str, int], ort.InferenceSession] = {}
+
+
+def providers() -> list[str]:
+    """CUDA when this onnxruntime build has it (and so a GPU is expected), else the CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def session(info: ModelInfo, threads: int = 0) -> ort.InferenceSession:
+    """One shared session per model file and thread count (InferenceSession.run is thread-safe)."""
+    key = (info.onnx_path, threads)
+    with _lock:
+        found = _sessions.get(key)
+        if found is None:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            options.intra_op_num_threads = threads  # 0: one per physical core
+            options.inter_op_num_threads = 1
+            found = _sessions[key] = ort.InferenceSession(info.onnx_path, options, providers=providers())
+    return found
+
+
+@lru_cache(maxsize=16)
+def tokenizer(folder: str, max_length: int, stride: int) -> Tokenizer:
+    """A fast tokenizer that cuts a text into windows of ``max_length`` tokens overlapping by ``stride``.
+
+    Configured once here and only read afterwards, so one instance serves every thread.
+    """
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_length, stride=stride)
+    return tok
+
+
+def _windows(encoding: Encoding) -> list[Encoding]:
+    return [encoding, *encoding.overflowing]
+
+
+def _batches(windows: list[Encoding]) -> list[list[Encoding]]:
+    """Windows in batches of at most BATCH, in order; the short last window runs on its own, so that
+    it is not padded to the full width (padding costs as much as text)."""
+    full, tail = (windows[:-1], windows[-1:]) if len(windows) > 1 else (windows, [])
+    return [full[i : i + BATCH] for i in range(0, len(full), BATCH)] + ([tail] if tail else [])
+
+
+def _span(window: Encoding) -> tuple[int, int]:
+    spans = [(s, e) for s, e in window.offsets if e > s]
+    return (spans[0][0], spans[-1][1]) if spans else (0, 0)
+
+
+class ClassifierDetector:
+    """``classifier(model: NAME, label: L, threshold: 0.5)``: one finding when a window scores above."""
+
+    def __init__(self, params: ClassifierParams, settings: DetectorSettings) -> None:
+        try:
+            info = resolve(params.model)
+            verify(info, params.sha256)
+        except ModelError as exc:
+            raise DetectorError(str(exc)) from exc
+        max_length = min(params.max_length or info.max_length, info.max_length)
+        stride = params.stride if params.stride is not None else max_length // 4
+        self._info = info
+        self._label = params.label or info.label
+        self._index = info.labels.index(self._label)
+        self._threshold = params.threshold
+        self._session = session(info, settings.classifier_threads)
+        self._tokenizer = tokenizer(info.path, max_length, min(stride, max_length // 2))
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._output = self._session.get_outputs()[0].name  # "logits" in a Hugging Face export
+        self._pad = self._pad_id()
+
+    def _pad_id(self) -> int:
+        for token in ("[PAD]", "<pad>", "<PAD>"):
+            found = self._tokenizer.token_to_id(token)
+            if found is not None:
+                return int(found)
+        return 0  # the attention mask hides padding whatever its id
+
+    def detect(self, text: str) -> DetectorResult:
+        """Score every window of ``text``; report the best one if it reaches the threshold."""
+        if not text.strip():
+            return DetectorResult()
+        windows = _windows(self._tokenizer.encode(text))
+        scores = np.concatenate([self.scores(batch) for batch in _batches(windows)])
+        best = int(np.argmax(scores))
+        score = float(scores[best])
+        if score < self._threshold:
+            return DetectorResult()
+        start, end = _span(windows[best])
+        return DetectorResult((Finding(self._label, start, end, round(score, 6)),))
+
+    def scores(self, windows: Sequence[Encoding]) -> npt.NDArray[np.float32]:
+        """The label's probability for each window (one batched session run)."""
+        width = max(len(w.ids) for w in windows)
+        ids = np.full((len(windows), width), self._pad, dtype=np.int64)
+        mask = np.zeros((len(windows), width), dtype=np.int64)
+        for row, window in enumerate(windows):
+            ids[row, : len(window.ids)] = window.ids
+            mask[row, : len(window.ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        try:
+            (logits,) = self._session.run(
+                [self._output], {k: v for k, v in feed.items() if k in self._inputs}
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorError(f"classifier `{self._info.name}` failed: {type(exc).__name__}") from exc
+        return _probabilities(np.asarray(logits, dtype=np.float32), self._info.multi_label)[:, self._index]
+
+
+def _probabilities(logits: npt.NDArray[np.float32], multi_label: bool) -> npt.NDArray[np.float32]:
+    if multi_label:
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float32)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float32)

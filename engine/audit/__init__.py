@@ -1,0 +1,42 @@
+"""Audit evidence: every decision recorded, durably (group-committed SQLite), tamper-evident (hash chain,
+signed RFC 6962 checkpoints) and without raw content. docs/audit.md describes it in full.
+
+Wiring it into a server::
+
+    from engine.audit import AuditConfig, AuditLog, AuditUnavailable
+
+    audit = AuditLog.open(config.data_dir, AuditConfig(), on_health=lambda ok: health.set(
+        "", SERVING if ok else NOT_SERVING))           # called from the writer thread on each change
+    ...
+    decision_id = new_id()                             # engine.ids: UUIDv7
+    decision = evaluator.evaluate(request, timeout_s=...)
+    try:
+        audit.append(decision, request, decision_id)   # sync: returns once fsynced (group commit)
+    except AuditUnavailable:
+        ...answer by the ruleset's error policy (fail closed): never an unrecorded ALLOW
+    ...reply with decision_id
+    audit.close()                                      # at shutdown: flush, final checkpoint
+
+``append`` is thread-safe and meant to be called from every handler thread at once: the callers
+that arrive while one transaction is being fsynced share the next one. ``audit.healthy`` is False
+while writing fails; the writer retries on its own and ``on_health(True)`` reports the recovery.
+Several processes (server workers) may open the same data directory: the chain stays whole.
+"""
+
+from engine.audit.config import AuditConfig, Retention
+from engine.audit.errors import AuditError, AuditUnavailable, DuplicateDecision
+from engine.audit.log import AuditLog, AuditPaths
+from engine.audit.record import Record
+from engine.audit.writer import WriterStats
+
+__all__ = [
+    "AuditConfig",
+    "AuditError",
+    "AuditLog",
+    "AuditPaths",
+    "AuditUnavailable",
+    "DuplicateDecision",
+    "Record",
+    "Retention",
+    "WriterStats",
+]

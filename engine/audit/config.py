@@ -1,0 +1,35 @@
+"""Audit settings: durability, checkpoint cadence, retention and key locations."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Retention(BaseModel):
+    """How much of the log to keep; unset keeps everything. Pruning cuts only at a signed checkpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_age_days: float | None = Field(default=None, gt=0)
+    max_records: int | None = Field(default=None, ge=1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_age_days is not None or self.max_records is not None
+
+
+class AuditConfig(BaseModel):
+    """The `[audit]` settings. Paths left empty default to files in ``<data_dir>/audit/``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    durability: Literal["sync", "async"] = "sync"  # sync: append returns once the record is fsynced
+    checkpoint_every_records: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    queue_size: int = Field(default=10_000, ge=1)  # records waiting for the writer; beyond it, append waits
+    retry_every_seconds: float = Field(default=1.0, gt=0)  # how often an unhealthy writer tries again
+    retention: Retention = Field(default_factory=Retention)
+    hmac_key_path: str = ""  # hex key for the content digests; default <data_dir>/audit/hmac.key
+    signing_key_path: str = ""  # Ed25519 PEM (PKCS8); default <data_dir>/audit/signing.key

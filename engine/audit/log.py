@@ -1,0 +1,130 @@
+"""AuditLog: the one object a server holds to record every decision durably (see engine/audit/__init__.py)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from engine.audit.chain import Chain
+from engine.audit.config import AuditConfig
+from engine.audit.errors import AuditUnavailable
+from engine.audit.keys import Digester, load_or_create_digester, load_or_create_signer, public_key_path
+from engine.audit.record import Record, build_entry
+from engine.audit.store import Store, db_path
+from engine.audit.writer import HealthListener, Writer, WriterStats
+from engine.decision import Decision
+from engine.ids import new_id
+from engine.request import Request
+
+AUDIT_DIR = "audit"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPaths:
+    """Where the audit log keeps its files, by default all under ``<data_dir>/audit/``."""
+
+    database: Path
+    signing_key: Path
+    hmac_key: Path
+
+    @classmethod
+    def of(cls, data_dir: str | os.PathLike[str], config: AuditConfig | None = None) -> AuditPaths:
+        config = config or AuditConfig()
+        base = Path(data_dir) / AUDIT_DIR
+        return cls(
+            database=db_path(base),
+            signing_key=Path(config.signing_key_path) if config.signing_key_path else base / "signing.key",
+            hmac_key=Path(config.hmac_key_path) if config.hmac_key_path else base / "hmac.key",
+        )
+
+    @property
+    def public_key(self) -> Path:
+        return public_key_path(self.signing_key)
+
+
+class AuditLog:
+    """Every decision's record, chained, group-committed and checkpointed. Thread-safe."""
+
+    def __init__(self, writer: Writer, digester: Digester, paths: AuditPaths, config: AuditConfig) -> None:
+        self._writer = writer
+        self._digester = digester
+        self.paths = paths
+        self.config = config
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        config: AuditConfig | None = None,
+        *,
+        on_health: HealthListener | None = None,
+    ) -> AuditLog:
+        """Open the log in ``data_dir`` (creating the database and keys on first use) and start its writer.
+
+        ``on_health(False)`` is called (from the writer thread) when writing starts failing and
+        ``on_health(True)`` when it works again. Raises AuditUnavailable if the log cannot be opened.
+        """
+        config = config or AuditConfig()
+        paths = AuditPaths.of(data_dir, config)
+        try:
+            signer = load_or_create_signer(paths.signing_key)
+            digester = load_or_create_digester(paths.hmac_key)
+            chain = Chain(signer, _log_id(paths.database), config.checkpoint_every_records)
+        except (OSError, sqlite3.Error) as exc:
+            raise AuditUnavailable(f"cannot open the audit log in {paths.database.parent}: {exc}") from None
+        full_sync = config.durability == "sync"
+        writer = Writer(
+            lambda: Store.open_writer(paths.database, full_sync=full_sync), chain, config, on_health
+        )
+        return cls(writer, digester, paths, config)
+
+    @property
+    def healthy(self) -> bool:
+        """False while records cannot be written (the server should report NOT_SERVING)."""
+        return self._writer.healthy
+
+    @property
+    def stats(self) -> WriterStats:
+        return self._writer.stats
+
+    @property
+    def pending(self) -> int:
+        """Records appended and not yet committed."""
+        return self._writer.pending
+
+    def append(
+        self, decision: Decision, request: Request, decision_id: str, *, at: datetime | None = None
+    ) -> Record | None:
+        """Record ``decision`` on ``request`` under ``decision_id`` (the id the response will carry).
+
+        sync durability: returns the sealed record once it is committed and fsynced. async: returns
+        None at once. Raises AuditUnavailable when the record cannot be made durable (fail closed),
+        DuplicateDecision when ``decision_id`` is already in the log.
+        """
+        return self._writer.submit(build_entry(decision, request, decision_id, self._digester, at))
+
+    def close(self) -> None:
+        """Write what is queued, sign a final checkpoint, release the database. Idempotent."""
+        self._writer.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _log_id(database: Path) -> str:
+    """Create the database if needed and return its log id (a UUIDv7 chosen when it was created)."""
+    store = Store.open_writer(database, full_sync=True)
+    try:
+        with store.transaction():
+            return store.set_meta_once("log_id", new_id())
+    finally:
+        store.close()

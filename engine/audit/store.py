@@ -1,0 +1,372 @@
+"""The audit store: one SQLite database (WAL) holding records, checkpoints and the chain's head."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from engine.audit.checkpoint import Checkpoint
+from engine.audit.errors import AuditError
+from engine.audit.merkle import Frontier
+from engine.audit.record import GENESIS_HASH, Record
+
+DB_NAME = "audit.db"
+_BUSY_TIMEOUT_S = 10.0
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    last_hash TEXT NOT NULL,
+    frontier BLOB NOT NULL,
+    checkpoint_size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY,
+    decision_id TEXT NOT NULL UNIQUE,
+    time TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    ruleset TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    body TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_time ON records (time);
+CREATE INDEX IF NOT EXISTS records_outcome ON records (outcome);
+CREATE INDEX IF NOT EXISTS records_ruleset ON records (ruleset);
+CREATE INDEX IF NOT EXISTS records_principal ON records (principal);
+CREATE TABLE IF NOT EXISTS record_rules (
+    rule TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (rule, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    statement TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    frontier BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    frontier BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL);
+INSERT OR IGNORE INTO head VALUES (1, 0, '{GENESIS_HASH}', x'', 0);
+"""
+
+
+class StoreError(AuditError):
+    """The audit database cannot be opened or read; the message names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The end of the chain: the number of records ever written, the last one's hash, the tree frontier."""
+
+    size: int
+    last_hash: str
+    frontier: Frontier
+    checkpoint_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Where a pruned log now starts: records 1..size are gone; this is what later records chain to."""
+
+    size: int
+    head: str
+    frontier: Frontier
+
+    @classmethod
+    def at(cls, checkpoint: Checkpoint) -> Anchor:
+        """The anchor of a cut at ``checkpoint``: its size, last record hash and frontier."""
+        return cls(
+            checkpoint.size, checkpoint.head, Frontier.from_bytes(checkpoint.size, checkpoint.frontier)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A record as stored: its indexed columns and its canonical body."""
+
+    seq: int
+    decision_id: str
+    time: str
+    outcome: str
+    ruleset: str
+    principal: str
+    body: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What `palisade audit query` selects by; empty fields select everything."""
+
+    since: str = ""  # RFC 3339 UTC as records write it; inclusive
+    until: str = ""  # exclusive
+    outcome: str = ""
+    ruleset: str = ""
+    rule: str = ""
+    principal: str = ""
+    after_seq: int = 0
+    limit: int = 0  # 0: no limit
+
+
+def db_path(audit_dir: Path) -> Path:
+    return audit_dir / DB_NAME
+
+
+class Store:
+    """One connection to the audit database. Writers use ``begin``/``commit`` around each batch."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open_writer(cls, path: Path, *, full_sync: bool) -> Store:
+        """Open (creating the directory, database and schema if needed) for writing."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={'FULL' if full_sync else 'NORMAL'}")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @classmethod
+    def open_reader(cls, path: Path) -> Store:
+        """Open an existing database without writing to it (a copy on read-only media included)."""
+        if not path.is_file():
+            raise StoreError(f"no audit log at {path}")
+        try:
+            return cls(_connect_reader(path, "mode=ro"), path)
+        except sqlite3.Error:
+            pass
+        try:  # WAL needs a writable directory for its -shm file; a copy on read-only media has none
+            return cls(_connect_reader(path, "mode=ro&immutable=1"), path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot read the audit log: {exc}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction (taking the write lock at once); rolled back if the block raises."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every query inside sees the same state of the log, however writers go on."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("ROLLBACK")
+
+    # writing
+
+    def head(self) -> Head:
+        row = self.conn.execute("SELECT size, last_hash, frontier, checkpoint_size FROM head").fetchone()
+        size, last_hash, frontier, checkpoint_size = row
+        return Head(size, last_hash, Frontier.from_bytes(size, frontier), checkpoint_size)
+
+    def set_head(self, head: Head) -> None:
+        self.conn.execute(
+            "UPDATE head SET size = ?, last_hash = ?, frontier = ?, checkpoint_size = ?",
+            (head.size, head.last_hash, head.frontier.to_bytes(), head.checkpoint_size),
+        )
+
+    def taken(self, decision_ids: Sequence[str]) -> set[str]:
+        """Those of ``decision_ids`` already in the log."""
+        found: set[str] = set()
+        for chunk in _chunks(decision_ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT decision_id FROM records WHERE decision_id IN ({marks})"
+            found.update(row[0] for row in self.conn.execute(sql, chunk))
+        return found
+
+    def insert(self, records: Sequence[Record]) -> None:
+        """Add ``records`` (their decision ids must be new), a few statements for the whole batch."""
+        rows = [
+            (r.seq, r.decision_id, r.time, r.outcome, r.ruleset, r.principal, r.body, r.hash) for r in records
+        ]
+        self._insert_rows("records (seq, decision_id, time, outcome, ruleset, principal, body, hash)", rows)
+        self._insert_rows("record_rules (rule, seq)", [(rule, r.seq) for r in records for rule in r.rules])
+
+    def _insert_rows(self, into: str, rows: Sequence[tuple[object, ...]]) -> None:
+        # One multi-row INSERT per chunk: the GIL is released and re-taken once per statement, not
+        # once per row, which matters while many request threads want it.
+        for chunk in _chunks(rows):
+            placeholders = "(" + ",".join("?" * len(chunk[0])) + ")"
+            values = [value for row in chunk for value in row]
+            self.conn.execute(f"INSERT INTO {into} VALUES {','.join([placeholders] * len(chunk))}", values)
+
+    def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.conn.execute(
+            "INSERT INTO checkpoints (size, statement, signature, frontier) VALUES (?, ?, ?, ?)",
+            (checkpoint.size, checkpoint.statement, checkpoint.signature, checkpoint.frontier),
+        )
+
+    def probe(self) -> None:
+        """A small durable write, to learn whether writing works again."""
+        self.conn.execute("INSERT INTO probe VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET count = count + 1")
+
+    def set_anchor(self, anchor: Anchor) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO anchor (id, size, head, frontier) VALUES (1, ?, ?, ?)",
+            (anchor.size, anchor.head, anchor.frontier.to_bytes()),
+        )
+
+    def delete_through(self, seq: int) -> int:
+        """Delete records 1..seq and the checkpoints before ``seq``; returns how many records went."""
+        deleted = self.conn.execute("DELETE FROM records WHERE seq <= ?", (seq,)).rowcount
+        self.conn.execute("DELETE FROM record_rules WHERE seq <= ?", (seq,))
+        self.conn.execute("DELETE FROM checkpoints WHERE size < ?", (seq,))
+        return deleted
+
+    # reading
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta_once(self, key: str, value: str) -> str:
+        """Set ``key`` unless it is set; returns the stored value either way."""
+        self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        stored = self.meta(key)
+        assert stored is not None
+        return stored
+
+    def anchor(self) -> Anchor:
+        row = self.conn.execute("SELECT size, head, frontier FROM anchor").fetchone()
+        if row is None:
+            return Anchor(0, GENESIS_HASH, Frontier())
+        size, head, frontier = row
+        return Anchor(size, head, Frontier.from_bytes(size, frontier))
+
+    def last_checkpoint(self, above: int = 0, at_most: int | None = None) -> StoredCheckpoint | None:
+        """The largest checkpoint with ``above`` < size <= ``at_most`` (no upper bound if None)."""
+        row = self.conn.execute(
+            "SELECT size, statement, signature, frontier FROM checkpoints WHERE size > ? AND size <= ?"
+            " ORDER BY size DESC LIMIT 1",
+            (above, at_most if at_most is not None else 2**63 - 1),
+        ).fetchone()
+        return None if row is None else StoredCheckpoint(*row)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, by size, as stored (parsing them is the caller's job)."""
+        rows = self.conn.execute("SELECT size, statement, signature, frontier FROM checkpoints ORDER BY size")
+        return [StoredCheckpoint(*row) for row in rows]
+
+    def records(self, filters: Filters | None = None) -> Iterator[Stored]:
+        """Records in log order, selected by ``filters``."""
+        where, params = _where(filters or Filters())
+        limit = f" LIMIT {int(filters.limit)}" if filters and filters.limit else ""
+        sql = f"SELECT {_COLUMNS} FROM records{where} ORDER BY seq{limit}"
+        for row in self.conn.execute(sql, params):
+            yield Stored(*row)
+
+    def find(self, decision_id: str) -> Stored | None:
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM records WHERE decision_id = ?", (decision_id,)
+        ).fetchone()
+        return None if row is None else Stored(*row)
+
+    def record_hashes(self, first: int, last: int) -> list[tuple[int, str]]:
+        """(seq, hash) of records first..last, in order."""
+        rows = self.conn.execute(
+            "SELECT seq, hash FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
+        )
+        return [(int(seq), str(digest)) for seq, digest in rows]
+
+    def seq_of_body(self, seq: int) -> int | None:
+        """The stored position of the record whose body says ``seq`` (a scan: for diagnosing only)."""
+        row = self.conn.execute(
+            "SELECT seq FROM records WHERE json_extract(body, '$.seq') = ? LIMIT 1", (seq,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def seq_at_or_before(self, time: str) -> int:
+        """The last seq whose record time is before ``time`` (0 if none)."""
+        row = self.conn.execute("SELECT max(seq) FROM records WHERE time < ?", (time,)).fetchone()
+        return int(row[0] or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A checkpoint row as stored, before its statement is parsed."""
+
+    size: int
+    statement: str
+    signature: str
+    frontier: bytes
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint.parse(self.statement, self.signature, self.frontier)
+
+
+def _connect_reader(path: Path, options: str) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?{options}"
+    conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM head").fetchone()
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+_COLUMNS = "seq, decision_id, time, outcome, ruleset, principal, body, hash"
+_MAX_ROWS = 64  # rows per statement: 64 x 8 values stays under SQLite's oldest limit of 999 variables
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in runs of power-of-two lengths up to _MAX_ROWS, so that few distinct statements exist."""
+    start = 0
+    while start < len(items):
+        size = min(1 << ((len(items) - start).bit_length() - 1), _MAX_ROWS)
+        yield items[start : start + size]
+        start += size
+
+
+def _where(filters: Filters) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    for column, op, value in (
+        ("time", ">=", filters.since),
+        ("time", "<", filters.until),
+        ("outcome", "=", filters.outcome),
+        ("ruleset", "=", filters.ruleset),
+        ("principal", "=", filters.principal),
+    ):
+        if value:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    if filters.rule:
+        clauses.append("seq IN (SELECT seq FROM record_rules WHERE rule = ?)")
+        params.append(filters.rule)
+    if filters.after_seq:
+        clauses.append("seq > ?")
+        params.append(filters.after_seq)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -1,0 +1,316 @@
+"""The group-committing audit writer: one thread, many records per transaction (one fsync), fail closed."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.audit.chain import Chain
+from engine.audit.checkpoint import Checkpoint
+from engine.audit.config import AuditConfig
+from engine.audit.errors import AuditError, AuditUnavailable
+from engine.audit.record import Entry, Record
+from engine.audit.retention import prune
+from engine.audit.store import Store
+
+log = logging.getLogger("palisade.audit")
+HealthListener = Callable[[bool], None]
+# What a failing disk, file system or database raises; anything else is a bug and stops the writer.
+_WRITE_ERRORS = (sqlite3.Error, OSError, AuditError)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    transactions: int  # committed transactions that appended records (each one fsync in sync mode)
+    records: int
+    checkpoints: int
+
+
+class _Batch:
+    """The records that one transaction commits, and the callers waiting for it."""
+
+    __slots__ = ("done", "entries", "results")
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.results: list[Record | AuditError] = []
+        self.done = threading.Event()
+
+    def unavailable(self, message: str) -> list[Record | AuditError]:
+        return [AuditUnavailable(message) for _ in self.entries]
+
+
+class Writer:
+    """Collects records from any number of threads and commits them in order, as few transactions as it can.
+
+    While one transaction is being written and fsynced, new records gather in the next batch; so the
+    more callers wait, the more records share one fsync. In sync mode ``submit`` returns once its
+    record is committed; in async mode at once. When writing fails, the waiting callers and every
+    later ``submit`` get AuditUnavailable and the writer reports unhealthy; it retries every
+    ``retry_every_seconds`` and recovers on the first write that works.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Store],
+        chain: Chain,
+        config: AuditConfig,
+        on_health: HealthListener | None,
+    ) -> None:
+        self._connect = connect
+        self._store: Store | None = None
+        self._chain = chain
+        self._config = config
+        self._durable = config.durability == "sync"
+        self._on_health = on_health
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._batch = _Batch()
+        self._writing = _Batch()  # the batch in the transaction now being written
+        self._healthy = True
+        self._problem = ""
+        self._closing = False
+        self._next_retry = 0.0
+        self._unsigned = False  # records committed since this writer's last checkpoint
+        self._next_checkpoint = 0.0
+        self._stats = WriterStats(0, 0, 0)
+        self._thread = threading.Thread(target=self._run, name="palisade-audit-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    @property
+    def stats(self) -> WriterStats:
+        return self._stats
+
+    @property
+    def pending(self) -> int:
+        """Records submitted and not yet committed (in async mode: what a crash now would lose)."""
+        with self._lock:
+            return len(self._batch.entries) + len(self._writing.entries)
+
+    def submit(self, entry: Entry) -> Record | None:
+        """Queue ``entry``; in sync mode wait until it is committed and return it as sealed."""
+        with self._lock:
+            self._admit()
+            batch = self._batch
+            index = len(batch.entries)
+            batch.entries.append(entry)
+            self._work.notify()
+        if not self._durable:
+            return None
+        batch.done.wait()
+        result = batch.results[index]
+        if isinstance(result, Record):
+            return result
+        raise result
+
+    def close(self) -> None:
+        """Commit what is queued, sign a final checkpoint, and stop the thread."""
+        with self._lock:
+            self._closing = True
+            self._work.notify()
+            self._space.notify_all()
+        self._thread.join()
+
+    # under the lock
+
+    def _admit(self) -> None:
+        while True:
+            if self._closing:
+                raise AuditUnavailable("the audit log is closed")
+            if not self._healthy:
+                raise AuditUnavailable(f"the audit log cannot be written: {self._problem}")
+            if len(self._batch.entries) < self._config.queue_size:
+                return
+            self._space.wait()
+
+    def _ready(self) -> bool:
+        if self._closing:
+            return True
+        now = time.monotonic()
+        if not self._healthy:
+            return now >= self._next_retry
+        return bool(self._batch.entries) or (self._unsigned and now >= self._next_checkpoint)
+
+    def _timeout(self) -> float | None:
+        if not self._healthy:
+            return max(self._next_retry - time.monotonic(), 0.0)
+        if self._unsigned:
+            return max(self._next_checkpoint - time.monotonic(), 0.0)
+        return None
+
+    def _take(self) -> _Batch:
+        self._writing, self._batch = self._batch, _Batch()
+        self._space.notify_all()
+        return self._writing
+
+    # the writer thread
+
+    def _run(self) -> None:
+        try:
+            while self._step():
+                pass
+        except BaseException:  # a bug, not a disk: fail closed for good rather than leave callers hanging
+            log.exception("the audit writer stopped on an unexpected error")
+            self._set_unhealthy("the audit writer stopped on an unexpected error (see the log)")
+        finally:
+            self._shut_down()
+
+    def _step(self) -> bool:
+        """One round: write a batch (or probe, or checkpoint). False once closing and nothing is left."""
+        with self._lock:
+            while not self._ready():
+                self._work.wait(self._timeout())
+            batch = self._take()
+            closing = self._closing
+        if batch.entries:
+            self._write(batch)
+        elif not self._healthy:
+            self._probe()
+        if self._healthy and self._unsigned and (closing or time.monotonic() >= self._next_checkpoint):
+            self._checkpoint()
+        with self._lock:
+            return not closing or (self._healthy and bool(self._batch.entries))
+
+    def _write(self, batch: _Batch) -> None:
+        try:
+            results, checkpoint = self._chain.append(self._open(), batch.entries)
+        except _WRITE_ERRORS as exc:
+            self._failed(exc)
+            self._reject(batch)
+            return
+        self._recovered()
+        written = sum(isinstance(r, Record) for r in results)
+        self._count(transactions=1, records=written)
+        if written and not self._unsigned:
+            self._next_checkpoint = time.monotonic() + self._config.checkpoint_every_seconds
+        self._unsigned = self._unsigned or bool(written)
+        self._finish(batch, results)
+        if checkpoint is not None:
+            self._signed(checkpoint)
+
+    def _reject(self, batch: _Batch) -> None:
+        if self._durable:
+            self._finish(batch, batch.unavailable(f"the audit record could not be written: {self._problem}"))
+            return
+        with self._lock:  # async: the records were accepted; keep them, in order, for the retry
+            self._batch.entries[:0] = batch.entries
+            self._writing = _Batch()
+
+    def _finish(self, batch: _Batch, results: list[Record | AuditError]) -> None:
+        batch.results = results
+        with self._lock:
+            self._writing = _Batch()
+        batch.done.set()
+
+    def _probe(self) -> None:
+        try:
+            store = self._open()
+            with store.transaction():
+                store.probe()
+        except _WRITE_ERRORS as exc:
+            self._failed(exc)
+            return
+        self._recovered()
+
+    def _checkpoint(self) -> None:
+        try:
+            checkpoint = self._chain.checkpoint(self._open())
+        except _WRITE_ERRORS as exc:
+            self._failed(exc)
+            return
+        self._unsigned = False
+        if checkpoint is not None:
+            self._signed(checkpoint)
+
+    def _signed(self, checkpoint: Checkpoint) -> None:
+        """After a checkpoint: count it, and prune if retention is set (cuts happen only at checkpoints)."""
+        self._unsigned = False
+        self._count(checkpoints=1)
+        log.debug("audit checkpoint signed at %d record(s)", checkpoint.size)
+        if not self._config.retention.enabled:
+            return
+        try:
+            pruned = prune(self._open(), self._config.retention, datetime.now(UTC))
+        except _WRITE_ERRORS as exc:
+            self._failed(exc)
+            return
+        if pruned.deleted:
+            log.info(
+                "audit retention: pruned %d record(s); the log now starts after %d",
+                pruned.deleted,
+                pruned.start_after,
+            )
+
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = self._connect()
+        return self._store
+
+    def _count(self, transactions: int = 0, records: int = 0, checkpoints: int = 0) -> None:
+        s = self._stats
+        self._stats = WriterStats(
+            s.transactions + transactions, s.records + records, s.checkpoints + checkpoints
+        )
+
+    # health
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._store is not None:  # a fresh connection for the retry; closing rolls back what was open
+            with suppress(sqlite3.Error):
+                self._store.close()
+            self._store = None
+        log.error("audit log cannot be written: %s", _describe(exc))
+        self._set_unhealthy(_describe(exc))
+
+    def _set_unhealthy(self, problem: str) -> None:
+        with self._lock:
+            was_healthy, self._healthy, self._problem = self._healthy, False, problem
+            self._next_retry = time.monotonic() + self._config.retry_every_seconds
+            self._space.notify_all()
+        if was_healthy and self._on_health is not None:
+            self._on_health(False)
+
+    def _recovered(self) -> None:
+        if self._healthy:
+            return
+        with self._lock:
+            self._healthy, self._problem = True, ""
+        log.warning("audit log writable again")
+        if self._on_health is not None:
+            self._on_health(True)
+
+    def _shut_down(self) -> None:
+        """Release every caller still waiting (records a failure left unwritten), then the database."""
+        with self._lock:
+            self._closing = True
+            left = [b for b in (self._writing, self._batch) if b.entries and not b.done.is_set()]
+            self._writing, self._batch = _Batch(), _Batch()
+            self._space.notify_all()
+        for batch in left:
+            log.error("audit log closed with %d record(s) not written: %s", len(batch.entries), self._problem)
+            batch.results = batch.unavailable(
+                f"the audit log closed before the record was written: {self._problem}"
+            )
+            batch.done.set()
+        if self._store is not None:
+            with suppress(sqlite3.Error):
+                self._store.close()
+            self._store = None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, sqlite3.Error) else str(exc)

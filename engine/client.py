@@ -1,0 +1,230 @@
+"""A typed Python client for the Guard service: `GuardClient(target).check(...)` returns the decision."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from dsl.types import Outcome, Stage
+from engine.request import Message, Principal, Request, ToolCall, request_from_dict
+from engine.server.request_codec import request_to_proto
+from engine.server.wire import pb, pb_grpc
+
+_OUTCOMES: dict[int, Outcome] = {
+    pb.OUTCOME_ALLOW: Outcome.ALLOW,
+    pb.OUTCOME_BLOCK: Outcome.BLOCK,
+    pb.OUTCOME_FALLBACK: Outcome.FALLBACK,
+    pb.OUTCOME_ESCALATE: Outcome.ESCALATE,
+}
+_FALLBACK_KINDS: dict[int, str] = {
+    pb.FALLBACK_KIND_REPLY: "reply",
+    pb.FALLBACK_KIND_MODEL: "model",
+    pb.FALLBACK_KIND_REDACT: "redact",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedRule:
+    rule: str
+    outcome: Outcome
+    reason: str
+    arm: int  # -1 when the rule's error policy applied
+    from_error: bool
+    deciding: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A detector finding: where (code point offsets in the scanned text), never what."""
+
+    detector: str
+    kind: str
+    type: str
+    score: float
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    kind: str  # reply | model | redact
+    reply: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    queue: str
+    approval_id: str
+    deadline: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationError:
+    source: str
+    code: str
+    message: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    evaluation_us: float = 0.0
+    server_us: float = 0.0
+    detector_us: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The service's decision on one Check."""
+
+    outcome: Outcome
+    decision_id: str
+    ruleset: str
+    version: str
+    content_hash: str
+    matches: tuple[MatchedRule, ...] = ()
+    reasons: tuple[str, ...] = ()
+    default_applied: bool = False
+    findings: tuple[Finding, ...] = ()
+    redacted: str | None = None
+    fallback: Fallback | None = None
+    escalation: Escalation | None = None
+    errors: tuple[EvaluationError, ...] = ()
+    timings: Timings = field(default_factory=Timings)
+    request_id: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOW
+
+    @property
+    def deciding_rules(self) -> tuple[str, ...]:
+        return tuple(m.rule for m in self.matches if m.deciding)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: outcomes as labels, times as ISO 8601."""
+        data: dict[str, Any] = _plain(asdict(self))
+        return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Outcome):
+        return value.label
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class GuardError(Exception):
+    """The service refused the Check: ``code`` is the gRPC status, ``details`` says what is wrong."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code, self.details = code, details
+
+
+class GuardClient:
+    """A connection to a Guard server. Thread-safe; reuse one for many calls; close when done."""
+
+    def __init__(self, target: str, *, timeout: float | None = 5.0, max_message_bytes: int = 8 << 20) -> None:
+        self.target = target
+        self.timeout = timeout
+        options = [("grpc.max_send_message_length", max_message_bytes)]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = pb_grpc.GuardStub(self._channel)
+
+    def check(
+        self,
+        *,
+        ruleset: str,
+        stage: Stage | str = Stage.INPUT,
+        text: str = "",
+        messages: Sequence[Message | Mapping[str, str]] = (),
+        tool: ToolCall | Mapping[str, Any] | None = None,
+        principal: Principal | Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        version: str = "",
+        request_id: str = "",
+        approval_id: str = "",
+        timeout: float | None = None,
+    ) -> CheckResult:
+        """Ask ``ruleset`` about one request. Raises RequestError for malformed fields, GuardError
+        when the service refuses the call (unknown ruleset, a limit, overload, deadline)."""
+        data: dict[str, Any] = {"stage": stage, "text": text, "messages": list(messages)}
+        data |= {"metadata": dict(metadata or {}), "request_id": request_id, "approval_id": approval_id}
+        if tool is not None:
+            data["tool"] = tool
+        if principal is not None:
+            data["principal"] = principal
+        return self.check_request(ruleset, request_from_dict(data), version=version, timeout=timeout)
+
+    def check_request(
+        self, ruleset: str, request: Request, *, version: str = "", timeout: float | None = None
+    ) -> CheckResult:
+        """Ask ``ruleset`` (pinned to ``version`` if given) about a prepared request."""
+        message = request_to_proto(ruleset, request, version)
+        try:
+            response = self._stub.Check(message, timeout=timeout if timeout is not None else self.timeout)
+        except grpc.RpcError as exc:
+            raise _guard_error(exc) from None
+        return result_from_proto(response)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> GuardClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _guard_error(exc: grpc.RpcError) -> GuardError:
+    if isinstance(exc, grpc.Call):
+        return GuardError(exc.code(), exc.details() or "")
+    return GuardError(grpc.StatusCode.UNKNOWN, str(exc))
+
+
+def result_from_proto(msg: pb.CheckResponse) -> CheckResult:
+    """The typed result for a CheckResponse."""
+    return CheckResult(
+        outcome=_OUTCOMES[msg.outcome],
+        decision_id=msg.decision_id,
+        ruleset=msg.ruleset,
+        version=msg.version,
+        content_hash=msg.content_hash,
+        matches=tuple(
+            MatchedRule(m.rule, _OUTCOMES[m.outcome], m.reason, m.arm, m.from_error, m.deciding)
+            for m in msg.matches
+        ),
+        reasons=tuple(msg.reasons),
+        default_applied=msg.default_applied,
+        findings=tuple(Finding(f.detector, f.kind, f.type, f.score, f.start, f.end) for f in msg.findings),
+        redacted=msg.redacted if msg.HasField("redacted") else None,
+        fallback=_fallback(msg.fallback) if msg.HasField("fallback") else None,
+        escalation=_escalation(msg.escalation) if msg.HasField("escalation") else None,
+        errors=tuple(EvaluationError(e.source, e.code, e.message, e.rule) for e in msg.errors),
+        timings=Timings(msg.timings.evaluation_us, msg.timings.server_us, dict(msg.timings.detector_us)),
+        request_id=msg.request_id,
+    )
+
+
+def _fallback(msg: pb.Fallback) -> Fallback:
+    return Fallback(_FALLBACK_KINDS.get(msg.kind, ""), msg.reply, msg.model)
+
+
+def _escalation(msg: pb.Escalation) -> Escalation:
+    deadline = msg.deadline.ToDatetime(dt.UTC) if msg.HasField("deadline") else None
+    return Escalation(msg.queue, msg.approval_id, deadline)

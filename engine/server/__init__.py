@@ -1,0 +1,1 @@
+"""The gRPC adapters: servicers, proto <-> domain converters; the only importer of generated code."""

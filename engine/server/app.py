@@ -1,0 +1,155 @@
+"""The Guard server: Guard, health and reflection on one gRPC server, and a process that runs it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from types import FrameType, TracebackType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from engine.config import ServeConfig
+from engine.registry import Registry
+from engine.server.servicer import GuardServicer
+from engine.server.wire import GUARD_SERVICE, pb_grpc
+
+log = logging.getLogger("palisade.server")
+SERVING = health_pb2.HealthCheckResponse.SERVING
+SERVICE_NAMES = (GUARD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+_PARENT_POLL_S = 0.5
+
+
+class StartError(RuntimeError):
+    """The server could not start (the address is taken, or there are no rulesets)."""
+
+
+def load_registry(config: ServeConfig, pool: ThreadPoolExecutor | None = None) -> Registry:
+    """Compile every ruleset; raises dsl.diagnostics.CompileError with all diagnostics if any is bad."""
+    if not os.path.exists(config.rulesets):
+        raise StartError(f"rulesets: {config.rulesets} does not exist")
+    registry = Registry.load(config.rulesets, settings=config.detector_settings, pool=pool)
+    if not registry.by_key:
+        raise StartError(f"rulesets: no .pal ruleset found under {config.rulesets}")
+    return registry
+
+
+class GuardServer:
+    """One gRPC server process's worth of Guard: its thread pools, registry, health and reflection."""
+
+    def __init__(self, config: ServeConfig, *, reuse_port: bool = False) -> None:
+        self.config = config
+        self.detector_pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
+        try:
+            self.registry = load_registry(config, self.detector_pool)
+        except BaseException:
+            self.detector_pool.shutdown(wait=False)
+            raise
+        self.health = health.HealthServicer()
+        self.rpc_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="palisade-rpc")
+        self.server = self._build(reuse_port)
+        self.port = 0
+
+    def _build(self, reuse_port: bool) -> grpc.Server:
+        config = self.config
+        options = [
+            ("grpc.max_receive_message_length", config.limits.max_request_bytes),
+            ("grpc.so_reuseport", int(reuse_port)),
+        ]
+        limit = config.max_concurrent_rpcs
+        server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
+        pb_grpc.add_GuardServicer_to_server(GuardServicer(self.registry, config), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(SERVICE_NAMES, server)
+        return server
+
+    def start(self) -> int:
+        """Bind and start serving; returns the port (the chosen one when the config says port 0)."""
+        try:
+            self.port = self.server.add_insecure_port(self.config.listen)
+        except RuntimeError as exc:
+            raise StartError(f"listen: cannot bind {self.config.listen}: {exc}") from None
+        if not self.port:
+            raise StartError(f"listen: cannot bind {self.config.listen}")
+        self.server.start()
+        for service in ("", GUARD_SERVICE):
+            self.health.set(service, SERVING)
+        return self.port
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Refuse new calls, let the ones in flight finish (up to ``grace_s``), then release everything."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+        # Nothing is buffered yet; the audit writer (a later issue) is flushed here, before exit.
+        self.rpc_pool.shutdown(wait=True)
+        self.detector_pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> GuardServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop(0)
+
+
+def host_port(listen: str) -> tuple[str, int]:
+    """Split HOST:PORT ([::1]:PORT for IPv6)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise StartError(f"listen: expected HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def on_stop_signals(handler: Callable[[], None]) -> None:
+    """Call ``handler`` on SIGTERM and SIGINT (main thread only); deliver any that arrived blocked."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        handler()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handle)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _watch_parent(parent_pid: int, stopping: threading.Event) -> None:
+    """Stop when the parent (a supervisor) is gone, so that a killed supervisor leaves no orphans."""
+    while not stopping.wait(_PARENT_POLL_S):
+        if os.getppid() != parent_pid:
+            log.warning("supervisor %d is gone: shutting down", parent_pid)
+            stopping.set()
+
+
+def serve(
+    config: ServeConfig,
+    *,
+    reuse_port: bool = False,
+    ready: Callable[[str], None] | None = None,
+    parent_pid: int | None = None,
+) -> int:
+    """Run one server process until SIGTERM or SIGINT (or its supervisor dies); shut down gracefully."""
+    stopping = threading.Event()
+    on_stop_signals(stopping.set)
+    if parent_pid is not None:
+        threading.Thread(target=_watch_parent, args=(parent_pid, stopping), daemon=True).start()
+    server = GuardServer(config, reuse_port=reuse_port)
+    port = server.start()
+    host, _ = host_port(config.listen)
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    log.info("worker %d serving %d ruleset(s) on %s", os.getpid(), len(server.registry.by_key), listen)
+    if ready is not None:
+        ready(listen)
+    stopping.wait()
+    server.stop(config.shutdown_grace_s)
+    for signum in STOP_SIGNALS:  # a late second signal (Ctrl-C reaches workers too) must not cut the exit
+        signal.signal(signum, signal.SIG_IGN)
+    log.info("worker %d stopped", os.getpid())
+    return 0

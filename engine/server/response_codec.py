@@ -1,0 +1,92 @@
+"""Decision -> CheckResponse: outcome, matches, findings (never the text), fallback, escalation."""
+
+from __future__ import annotations
+
+from google.protobuf import timestamp_pb2
+
+from dsl.ir import ActionNode
+from dsl.types import Outcome
+from engine.decision import Decision
+from engine.ids import new_id
+from engine.server.wire import pb
+
+OUTCOMES: dict[Outcome, pb.Outcome.ValueType] = {
+    Outcome.ALLOW: pb.OUTCOME_ALLOW,
+    Outcome.BLOCK: pb.OUTCOME_BLOCK,
+    Outcome.FALLBACK: pb.OUTCOME_FALLBACK,
+    Outcome.ESCALATE: pb.OUTCOME_ESCALATE,
+}
+FALLBACK_KINDS: dict[str, pb.FallbackKind.ValueType] = {
+    "reply": pb.FALLBACK_KIND_REPLY,
+    "model": pb.FALLBACK_KIND_MODEL,
+    "redact": pb.FALLBACK_KIND_REDACT,
+}
+
+
+def response_from_decision(
+    decision: Decision,
+    *,
+    default: ActionNode,
+    decision_id: str,
+    request_id: str,
+    now_s: float,
+    server_us: float,
+) -> pb.CheckResponse:
+    """The response for ``decision``, made at Unix time ``now_s``; ``default`` is the ruleset's default."""
+    outcome = decision.outcome
+    action = default if decision.default_applied else decision.action
+    return pb.CheckResponse(
+        outcome=OUTCOMES[outcome],
+        decision_id=decision_id,
+        ruleset=decision.ruleset,
+        version=decision.version,
+        content_hash=decision.content_hash,
+        matches=[
+            pb.RuleMatch(
+                rule=m.rule,
+                outcome=OUTCOMES[m.outcome],
+                reason=m.reason,
+                arm=m.arm,
+                from_error=m.from_error,
+                deciding=m.outcome == outcome,
+            )
+            for m in decision.matches
+        ],
+        reasons=[default.reason] if decision.default_applied and default.reason else list(decision.reasons),
+        default_applied=decision.default_applied,
+        findings=[
+            pb.Finding(detector=r.node, kind=r.kind, type=f.type, score=f.score, start=f.start, end=f.end)
+            for r in decision.detectors
+            for f in r.findings
+        ],
+        redacted=decision.redacted,
+        fallback=_fallback(action) if outcome is Outcome.FALLBACK and action else None,
+        escalation=_escalation(action, now_s) if outcome is Outcome.ESCALATE and action else None,
+        errors=[
+            pb.EvaluationError(source=e.source, code=e.code, message=e.message, rule=e.rule)
+            for e in decision.errors
+        ],
+        timings=pb.Timings(
+            evaluation_us=decision.duration_us, server_us=server_us, detector_us=dict(decision.timings_us)
+        ),
+        request_id=request_id,
+    )
+
+
+def _fallback(action: ActionNode) -> pb.Fallback:
+    kind = action.fallback
+    return pb.Fallback(
+        kind=FALLBACK_KINDS.get(kind, pb.FALLBACK_KIND_UNSPECIFIED),
+        reply=action.fallback_value if kind == "reply" else "",
+        model=action.fallback_value if kind == "model" else "",
+    )
+
+
+def _escalation(action: ActionNode, now_s: float) -> pb.Escalation:
+    deadline = None
+    if action.within_us:
+        deadline = timestamp_pb2.Timestamp()
+        deadline.FromMicroseconds(int(now_s * 1_000_000) + action.within_us)
+    # Approvals are not stored yet (a later issue builds them): this id is fresh and unique, so a
+    # caller can already cite it, but resuming with it does not change a decision today.
+    return pb.Escalation(queue=action.queue, approval_id=new_id(), deadline=deadline)

@@ -1,0 +1,69 @@
+"""The Guard servicer: convert the request, evaluate under the call's deadline, convert the decision."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import NoReturn
+
+import grpc
+
+from engine.config import ServeConfig
+from engine.ids import new_id
+from engine.registry import Registry, UnknownRuleset
+from engine.server.request_codec import InvalidRequest, request_from_proto
+from engine.server.response_codec import response_from_decision
+from engine.server.wire import pb, pb_grpc
+
+log = logging.getLogger("palisade.server")
+# gRPC reports "no deadline" as a deadline at the end of time; anything this far off is none.
+_NO_DEADLINE_S = 365 * 24 * 3600.0
+
+
+class GuardServicer(pb_grpc.GuardServicer):
+    """Thin: every rule of the service lives in the engine; this only adapts gRPC to it."""
+
+    def __init__(self, registry: Registry, config: ServeConfig) -> None:
+        self.registry = registry
+        self.limits = config.limits
+        self.margin_s = config.deadline_margin_ms / 1000
+        self.default_timeout_s = config.default_timeout_ms / 1000 or None
+
+    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:  # noqa: N802
+        started = time.perf_counter()
+        try:
+            return self._check(request, context, started)
+        except InvalidRequest as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except UnknownRuleset as exc:
+            _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except Exception:  # a bug here must cost one call, not the server, and must not leak details
+            log.exception("check failed")
+            _abort(context, grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
+
+    def _check(
+        self, request: pb.CheckRequest, context: grpc.ServicerContext, started: float
+    ) -> pb.CheckResponse:
+        domain = request_from_proto(request, self.limits)
+        evaluator = self.registry.get(request.ruleset, request.version)
+        decision = evaluator.evaluate(domain, timeout_s=self._timeout_s(context))
+        return response_from_decision(
+            decision,
+            default=evaluator.graph.default,
+            decision_id=new_id(),
+            request_id=request.request_id,
+            now_s=time.time(),
+            server_us=(time.perf_counter() - started) * 1e6,
+        )
+
+    def _timeout_s(self, context: grpc.ServicerContext) -> float | None:
+        """The evaluation's share of the call's deadline: what remains, less time to send the reply."""
+        remaining = context.time_remaining()
+        if remaining is None or remaining > _NO_DEADLINE_S:
+            return self.default_timeout_s
+        return max(remaining - self.margin_s, 0.0)
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    log.debug("check refused: %s: %s", code.name, details)
+    context.abort(code, details)

@@ -1,0 +1,118 @@
+"""When the log cannot be written: AuditUnavailable (fail closed), unhealthy, then recovery, chain whole.
+
+Two real ways to make writes fail: a file-size limit of zero on this process (RLIMIT_FSIZE: every
+write is refused with EFBIG, as a full disk refuses it; works without privileges), and a small
+tmpfs filled to the last byte (ENOSPC; needs the right to mount, and is skipped without it).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from audit_helpers import fill, tmpfs, verify, wait_until
+
+from engine.audit import AuditConfig, AuditLog, AuditPaths, AuditUnavailable
+from engine.audit.store import Store
+
+RETRY = 0.02  # seconds between the writer's retries while it is unhealthy
+
+
+@contextmanager
+def writes_refused() -> Iterator[None]:
+    """Every write this process makes to any file fails (EFBIG) until the block ends."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+@pytest.fixture()
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "tiny") as mount:
+        yield mount
+
+
+def _fill_disk(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        for chunk in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def _seqs(data_dir: Path) -> list[int]:
+    store = Store.open_reader(AuditPaths.of(data_dir).database)
+    try:
+        return [row.seq for row in store.records()]
+    finally:
+        store.close()
+
+
+def test_refused_writes_fail_closed_report_unhealthy_and_recover(tmp_path: Path) -> None:
+    changes: list[bool] = []
+    log = AuditLog.open(tmp_path, AuditConfig(retry_every_seconds=RETRY), on_health=changes.append)
+    fill(log, 3)
+    with writes_refused():
+        with pytest.raises(AuditUnavailable, match="could not be written"):
+            fill(log, 1)
+        assert not log.healthy
+        with pytest.raises(AuditUnavailable, match="cannot be written"):
+            fill(log, 1)  # refused at once while unhealthy: the server answers by its error policy
+    wait_until(lambda: log.healthy, "the writer has recovered")
+    fill(log, 2)
+    log.close()
+    assert changes == [False, True]
+    assert _seqs(tmp_path) == [1, 2, 3, 4, 5]  # no gap, no fork: the failed records never got a seq
+    assert verify(tmp_path).ok
+
+
+def test_async_records_accepted_before_a_failure_are_written_after_recovery(tmp_path: Path) -> None:
+    log = AuditLog.open(tmp_path, AuditConfig(durability="async", retry_every_seconds=RETRY))
+    before = fill(log, 2)
+    wait_until(lambda: log.pending == 0, "the first records are committed")
+    with writes_refused():
+        accepted = fill(log, 1)
+        wait_until(lambda: not log.healthy, "the writer has failed")
+        with pytest.raises(AuditUnavailable):
+            fill(log, 1)
+        assert log.pending == 1
+    wait_until(lambda: log.healthy and log.pending == 0, "the kept record is written")
+    log.close()
+    store = Store.open_reader(AuditPaths.of(tmp_path).database)
+    assert [row.decision_id for row in store.records()] == before + accepted
+    store.close()
+    assert verify(tmp_path).ok
+
+
+def test_a_full_disk_fails_closed_and_recovers_when_space_returns(tiny_fs: Path) -> None:
+    log = AuditLog.open(tiny_fs / "data", AuditConfig(retry_every_seconds=RETRY))
+    fill(log, 3)
+    _fill_disk(tiny_fs / "filler")
+    written = 0  # a record may still fit in space the files already hold; the disk fills up soon after
+    with pytest.raises(AuditUnavailable, match="full"):
+        for _ in range(1000):
+            fill(log, 1)
+            written += 1
+    assert not log.healthy
+    (tiny_fs / "filler").unlink()
+    wait_until(lambda: log.healthy, "the writer has recovered")
+    fill(log, 2)
+    log.close()
+    report = verify(tiny_fs / "data")
+    assert report.ok and report.records == 3 + written + 2

@@ -1,0 +1,99 @@
+"""Helpers for the server tests: configs, in-process servers, and `palisade serve` subprocesses."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.config import Limits, ServeConfig
+from engine.server.app import GuardServer
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+RULESETS = HERE / "rulesets"
+BAD_RULESETS = HERE / "bad_rulesets"
+LIMITS = Limits(max_request_bytes=64 * 1024, max_text_chars=10_000, max_messages=5, max_argument_depth=4)
+STARTUP_TIMEOUT_S = 60.0
+
+
+def config(**overrides: Any) -> ServeConfig:
+    """A test server's config: the test rulesets, any free loopback port, small limits."""
+    base: dict[str, Any] = {"rulesets": str(RULESETS), "listen": "127.0.0.1:0", "limits": LIMITS}
+    return ServeConfig.model_validate(base | overrides)
+
+
+@contextmanager
+def running(cfg: ServeConfig) -> Iterator[GuardServer]:
+    server = GuardServer(cfg)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(0)
+
+
+class ServeProcess:
+    """A `palisade serve` subprocess; stderr is collected line by line while it runs."""
+
+    def __init__(self, *args: str, cwd: Path = ROOT) -> None:
+        command = [sys.executable, "-m", "engine.cli", "serve", *args]
+        env = os.environ | {"PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_ready(self) -> str:
+        """Wait for the readiness line; returns the HOST:PORT it serves on."""
+        while True:
+            line = self.lines.get(timeout=STARTUP_TIMEOUT_S)
+            if line is None:
+                raise AssertionError("server exited before it was ready:\n" + "".join(self.stderr))
+            if line.startswith("palisade: ready on "):
+                return line.split()[3]
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = STARTUP_TIMEOUT_S) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        self.wait()
+        return "".join(self.stderr)
+
+    def close(self) -> None:
+        """Stop it if still running: SIGTERM (so that workers stop too), SIGKILL if that hangs."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STARTUP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[ServeProcess]:
+    process = ServeProcess(*args)
+    try:
+        yield process
+    finally:
+        process.close()

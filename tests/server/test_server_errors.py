@@ -1,0 +1,158 @@
+"""Bad calls get a clear status naming what is wrong, and never take the server down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import pytest
+from server_helpers import config, running
+
+from dsl.types import Outcome
+from engine.client import GuardClient, GuardError
+from engine.server.wire import pb, pb_grpc
+
+SLOW_TEXT = "a" * 40 + "!"  # every slow_test detector backtracks on it until the regex timeout
+
+
+def refused(client: GuardClient, **fields: Any) -> GuardError:
+    with pytest.raises(GuardError) as info:
+        client.check(**{"ruleset": "server_test", "version": "1.0.0"} | fields)
+    return info.value
+
+
+def raw_error(channel: grpc.Channel, request: pb.CheckRequest) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        pb_grpc.GuardStub(channel).Check(request, timeout=10)
+    return info.value
+
+
+def test_an_unknown_ruleset_is_not_found(client: GuardClient) -> None:
+    error = refused(client, ruleset="no_such_ruleset", version="", text="hi")
+    assert error.code is grpc.StatusCode.NOT_FOUND
+    assert "no_such_ruleset" in error.details and "server_test@1.0.0" in error.details
+
+
+def test_an_unknown_version_is_not_found(client: GuardClient) -> None:
+    error = refused(client, version="9.9.9", text="hi")
+    assert error.code is grpc.StatusCode.NOT_FOUND
+    assert "9.9.9" in error.details
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [
+        ({"stage": pb.STAGE_INPUT, "text": "hi"}, "ruleset: required"),
+        ({"ruleset": "server_test", "text": "hi"}, "stage: required"),
+        ({"ruleset": "server_test", "stage": 42, "text": "hi"}, "stage: required"),
+        ({"ruleset": "server_test", "stage": pb.STAGE_INPUT}, "text or messages: required"),
+        ({"ruleset": "server_test", "stage": pb.STAGE_TOOL_CALL}, "tool.name: required"),
+        (
+            {"ruleset": "server_test", "stage": pb.STAGE_INPUT, "messages": [pb.Message(content="x")]},
+            "messages[0].role: required",
+        ),
+    ],
+)
+def test_missing_or_invalid_fields_are_invalid_argument_naming_the_field(
+    channel: grpc.Channel, request_fields: dict[str, Any], field: str
+) -> None:
+    error = raw_error(channel, pb.CheckRequest(**request_fields))
+    assert isinstance(error, grpc.Call)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (error.details() or "")
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"inner": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("fields", "limit"),
+    [
+        ({"text": "x" * 10_001}, "max_text_chars"),
+        ({"messages": [{"role": "user", "content": "x" * 6_000}] * 2}, "max_text_chars"),
+        ({"messages": [{"role": "user", "content": "hi"}] * 6}, "max_messages"),
+        ({"stage": "tool_call", "tool": {"name": "t", "arguments": nested(5)}}, "max_argument_depth"),
+        ({"stage": "tool_call", "tool": {"name": "t", "arguments": {"a": [[[[1]]]]}}}, "max_argument_depth"),
+    ],
+)
+def test_requests_over_a_limit_are_invalid_argument_naming_the_limit(
+    client: GuardClient, fields: dict[str, Any], limit: str
+) -> None:
+    error = refused(client, **fields)
+    assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert limit in error.details
+
+
+def test_arguments_at_the_depth_limit_are_accepted(client: GuardClient) -> None:
+    result = client.check(
+        ruleset="server_test", stage="tool_call", tool={"name": "t", "arguments": nested(4)}
+    )
+    assert result.outcome is Outcome.ALLOW
+
+
+def test_a_request_over_the_byte_limit_is_resource_exhausted(client: GuardClient) -> None:
+    error = refused(client, text="x" * 70_000)
+    assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_bad_requests_leave_the_server_serving(client: GuardClient) -> None:
+    for _ in range(3):
+        refused(client, ruleset="")
+        refused(client, text="x" * 70_000)
+    assert client.check(ruleset="server_test", text="still here").outcome is Outcome.ALLOW
+
+
+@pytest.fixture(scope="module")
+def slow_client() -> Iterator[GuardClient]:
+    """Each slow_test detector takes the regex timeout (200 ms); 1 s of every deadline is kept back."""
+    cfg = config(regex_timeout_ms=200, deadline_margin_ms=1000)
+    with running(cfg) as server, GuardClient(f"127.0.0.1:{server.port}") as guard:
+        yield guard
+
+
+def test_a_deadline_that_passes_during_evaluation_gets_the_error_policy(slow_client: GuardClient) -> None:
+    result = slow_client.check(ruleset="slow_test", text=SLOW_TEXT, timeout=2.0)
+    assert result.outcome is Outcome.BLOCK
+    assert result.deciding_rules == ("guarded",)
+    assert all(m.from_error for m in result.matches)
+    codes = {e.rule: e.code for e in result.errors}
+    assert codes["guarded"] == "deadline_exceeded"
+    assert "regex" not in codes["guarded"]
+
+
+def test_with_time_enough_every_detector_runs_to_its_own_timeout(slow_client: GuardClient) -> None:
+    result = slow_client.check(ruleset="slow_test", text=SLOW_TEXT, timeout=30.0)
+    codes = {e.code for e in result.errors}
+    assert result.outcome is Outcome.BLOCK and codes == {"detector_error"}
+    assert len(result.errors) == 9
+
+
+def test_overload_is_shed_with_resource_exhausted() -> None:
+    cfg = config(regex_timeout_ms=100, max_concurrent_rpcs=2, threads=4)
+    with running(cfg) as server, GuardClient(f"127.0.0.1:{server.port}", timeout=30) as guard:
+
+        def call(_: int) -> grpc.StatusCode:
+            try:
+                guard.check(ruleset="slow_test", text=SLOW_TEXT)
+            except GuardError as exc:
+                return exc.code
+            return grpc.StatusCode.OK
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(call, range(8)))
+        assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert guard.check(ruleset="server_test", text="after the storm").outcome is Outcome.ALLOW
+
+
+def test_a_call_without_deadline_gets_the_configured_default_timeout() -> None:
+    cfg = config(regex_timeout_ms=100, default_timeout_ms=250)
+    with running(cfg) as server, GuardClient(f"127.0.0.1:{server.port}", timeout=None) as guard:
+        result = guard.check(ruleset="slow_test", text=SLOW_TEXT)
+    assert result.outcome is Outcome.BLOCK
+    assert {e.rule: e.code for e in result.errors}["guarded"] == "deadline_exceeded"
