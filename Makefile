@@ -33,4 +33,7 @@ policies: setup
 pytest: setup
 	$(BIN)/pytest
 
+proto: setup
+	$(BIN)/python -m engine.server.codegen
+
 test: lint typecheck policies pytest

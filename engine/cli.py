@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from benchmarks import bench
 from dsl import render
 from dsl.compiler import run
 from dsl.diagnostics import CompileError, render_all, to_json
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
     audit_cli.register(sub)
     score.register(sub)
+    bench.register(sub)
     return parser
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detectors.specs import DetectorSettings
+from engine.audit.config import AuditConfig
 
 
 class Limits(BaseModel):
@@ -45,6 +46,7 @@ class ServeConfig(BaseModel):
     # the environment variable holding the key of `fallback pseudonymize` (unset: a key per process)
     pseudonym_key_env: str = "PALISADE_PSEUDONYM_KEY"
     limits: Limits = Field(default_factory=Limits)
+    audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
 
     @property
     def detector_settings(self) -> DetectorSettings:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from detectors.base import Detector, DetectorError, DetectorResult, Finding
 from detectors.specs import SPECS, CostClass, DetectorSettings
 from dsl import ir
+from dsl.graph import DEFAULT_ON_ERROR
 from dsl.types import STRING, Outcome, Stage
 from engine.decision import Decision, DetectorReport, EvalError, RuleMatch
 from engine.detector_cache import CachedScan, DetectorCache, ScanStats, detector_key, shared_cache
@@ -154,16 +155,23 @@ class Evaluator:
             matches, skipped = run.rules(request.stage)
             return run.decide(matches, skipped, started)
         except Exception as exc:  # a bug of ours must not reach the caller: fail by the error policy
-            return self._internal_error(exc, started)
+            message = f"evaluation failed: {type(exc).__name__}"
+            return self.error_decision("internal_error", message, started)
         finally:
             run.cancel_pending()
             run.env.detect = _finished  # env -> run.detect -> run -> env: break the cycle, so that
             # the run is freed at once rather than by the garbage collector (which costs every call)
 
-    def _internal_error(self, exc: Exception, started: float) -> Decision:
+    def error_decision(
+        self, code: str, message: str, started: float, *, never_allow: bool = False
+    ) -> Decision:
+        """The decision when no trustworthy one exists: the ruleset's error policy. With
+        ``never_allow`` (the decision could not be recorded) an ALLOW policy becomes BLOCK."""
         policy = self.graph.on_error
-        error = EvalError("evaluator", "internal_error", f"evaluation failed: {type(exc).__name__}")
-        match = RuleMatch("(evaluator)", -1, policy, policy.reason or error.message, from_error=True)
+        if never_allow and policy.outcome is Outcome.ALLOW:
+            policy = DEFAULT_ON_ERROR
+        error = EvalError("evaluator", code, message)
+        match = RuleMatch("(evaluator)", -1, policy, policy.reason or message, from_error=True)
         return Decision(
             outcome=policy.outcome,
             ruleset=self.graph.name,

@@ -1,13 +1,12 @@
 """Audit evidence: every decision recorded, durably (group-committed SQLite), tamper-evident (hash chain,
 signed RFC 6962 checkpoints) and without raw content. docs/audit.md describes it in full.
 
-Wiring it into a server::
+Wiring it into a server (``config.audit`` being an ``AuditConfig``, e.g. a ``[audit]`` TOML table)::
 
     from engine.audit import AuditConfig, AuditLog, AuditUnavailable
 
-    audit = AuditLog.open(config.data_dir, AuditConfig(), on_health=lambda ok: health.set(
-        "", SERVING if ok else NOT_SERVING))           # called from the writer thread on each change
-    ...
+    audit = AuditLog.open(config.data_dir, config.audit, on_health=set_serving)  # at start; raises
+    ...                                                # AuditUnavailable if the log cannot be opened
     decision_id = new_id()                             # engine.ids: UUIDv7
     decision = evaluator.evaluate(request, timeout_s=...)
     try:
@@ -15,11 +14,12 @@ Wiring it into a server::
     except AuditUnavailable:
         ...answer by the ruleset's error policy (fail closed): never an unrecorded ALLOW
     ...reply with decision_id
-    audit.close()                                      # at shutdown: flush, final checkpoint
+    audit.close()                                      # at shutdown, after the last call: flush, checkpoint
 
-``append`` is thread-safe and meant to be called from every handler thread at once: the callers
-that arrive while one transaction is being fsynced share the next one. ``audit.healthy`` is False
-while writing fails; the writer retries on its own and ``on_health(True)`` reports the recovery.
+``set_serving(ok: bool)`` is called from the writer thread when writing starts failing (False: report
+NOT_SERVING) and when it works again (True). ``append`` is thread-safe and meant to be called from
+every handler thread at once: the callers that arrive while one transaction is being fsynced share
+the next one. ``audit.healthy`` is False while writing fails; the writer retries on its own.
 Several processes (server workers) may open the same data directory: the chain stays whole.
 """
 

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from engine.audit import AuditLog, AuditUnavailable
 from engine.config import ServeConfig
 from engine.registry import Registry
 from engine.server.servicer import GuardServicer
@@ -21,6 +22,7 @@ from engine.server.wire import GUARD_SERVICE, pb_grpc
 
 log = logging.getLogger("palisade.server")
 SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_NAMES = (GUARD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 _PARENT_POLL_S = 0.5
@@ -52,6 +54,11 @@ class GuardServer:
             self.detector_pool.shutdown(wait=False)
             raise
         self.health = health.HealthServicer()
+        try:
+            self.audit = AuditLog.open(config.data_dir, config.audit, on_health=self._set_serving)
+        except AuditUnavailable as exc:
+            self.detector_pool.shutdown(wait=False)
+            raise StartError(f"audit: {exc}") from None
         self.rpc_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="palisade-rpc")
         self.server = self._build(reuse_port)
         self.port = 0
@@ -64,7 +71,7 @@ class GuardServer:
         ]
         limit = config.max_concurrent_rpcs
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
-        pb_grpc.add_GuardServicer_to_server(GuardServicer(self.registry, config), server)
+        pb_grpc.add_GuardServicer_to_server(GuardServicer(self.registry, config, self.audit), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         return server
@@ -78,15 +85,19 @@ class GuardServer:
         if not self.port:
             raise StartError(f"listen: cannot bind {self.config.listen}")
         self.server.start()
-        for service in ("", GUARD_SERVICE):
-            self.health.set(service, SERVING)
+        self._set_serving(self.audit.healthy)
         return self.port
+
+    def _set_serving(self, ok: bool) -> None:
+        """Health follows the audit log: no durable record, no service (NOT_SERVING)."""
+        for service in ("", GUARD_SERVICE):
+            self.health.set(service, SERVING if ok else NOT_SERVING)
 
     def stop(self, grace_s: float | None = None) -> None:
         """Refuse new calls, let the ones in flight finish (up to ``grace_s``), then release everything."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
-        # Nothing is buffered yet; the audit writer (a later issue) is flushed here, before exit.
+        self.audit.close()  # flush what is queued, sign a final checkpoint
         self.rpc_pool.shutdown(wait=True)
         self.detector_pool.shutdown(wait=True, cancel_futures=True)
 

@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import grpc
 
+from engine.audit import AuditLog, AuditUnavailable
 from engine.config import ServeConfig
 from engine.ids import new_id
 from engine.registry import Registry, UnknownRuleset
@@ -23,8 +24,9 @@ _NO_DEADLINE_S = 365 * 24 * 3600.0
 class GuardServicer(pb_grpc.GuardServicer):
     """Thin: every rule of the service lives in the engine; this only adapts gRPC to it."""
 
-    def __init__(self, registry: Registry, config: ServeConfig) -> None:
+    def __init__(self, registry: Registry, config: ServeConfig, audit: AuditLog) -> None:
         self.registry = registry
+        self.audit = audit
         self.limits = config.limits
         self.margin_s = config.deadline_margin_ms / 1000
         self.default_timeout_s = config.default_timeout_ms / 1000 or None
@@ -46,11 +48,18 @@ class GuardServicer(pb_grpc.GuardServicer):
     ) -> pb.CheckResponse:
         domain = request_from_proto(request, self.limits)
         evaluator = self.registry.get(request.ruleset, request.version)
+        decision_id = new_id()
         decision = evaluator.evaluate(domain, timeout_s=self._timeout_s(context))
+        try:
+            self.audit.append(decision, domain, decision_id)
+        except AuditUnavailable as exc:  # no record, no ALLOW: the error policy, never allow
+            log.error("decision %s not recorded: %s", decision_id, exc)
+            message = "the audit log cannot be written; the decision was not recorded"
+            decision = evaluator.error_decision("audit_unavailable", message, started, never_allow=True)
         return response_from_decision(
             decision,
             default=evaluator.graph.default,
-            decision_id=new_id(),
+            decision_id=decision_id,
             request_id=request.request_id,
             now_s=time.time(),
             server_us=(time.perf_counter() - started) * 1e6,

@@ -97,11 +97,12 @@ def tmpfs(mount: Path, *, read_only_after: Callable[[Path], None] | None = None)
     With ``read_only_after``, that function fills it first and the file system is then made read-only.
     """
     mount.mkdir()
-    command = shutil.which("mount")
-    made = command and subprocess.run(
-        [command, "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if not made or made.returncode != 0:
+    command, umount = shutil.which("mount"), shutil.which("umount")
+    if command is None or umount is None:
+        pytest.skip("no mount command here")
+    tmpfs_mount = [command, "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]
+    made = subprocess.run(tmpfs_mount, capture_output=True, check=False)
+    if made.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)")
     try:
         if read_only_after is not None:
@@ -109,7 +110,7 @@ def tmpfs(mount: Path, *, read_only_after: Callable[[Path], None] | None = None)
             subprocess.run([command, "-o", "remount,ro", str(mount)], check=True)
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        subprocess.run([umount, "-l", str(mount)], check=False)
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:

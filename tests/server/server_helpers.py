@@ -7,6 +7,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +26,14 @@ STARTUP_TIMEOUT_S = 60.0
 
 
 def config(**overrides: Any) -> ServeConfig:
-    """A test server's config: the test rulesets, any free loopback port, small limits."""
-    base: dict[str, Any] = {"rulesets": str(RULESETS), "listen": "127.0.0.1:0", "limits": LIMITS}
+    """A test server's config: the test rulesets, any free loopback port, small limits, and a data
+    directory of its own (the audit log lives there)."""
+    base: dict[str, Any] = {
+        "rulesets": str(RULESETS),
+        "listen": "127.0.0.1:0",
+        "limits": LIMITS,
+        "data_dir": tempfile.mkdtemp(prefix="palisade-test-"),
+    }
     return ServeConfig.model_validate(base | overrides)
 
 
