@@ -50,6 +50,8 @@ class Action:
     redact: tuple[tuple[str, Span], ...] = ()  # detector names whose findings are redacted
     queue: str | None = None
     within: Duration | None = None
+    on_expiry: str = ""  # escalate: "allow" when an unanswered approval lets the request through
+    reusable: bool = False  # escalate: an approval holds until its deadline, not for one use
 
 
 # Expressions

@@ -111,6 +111,8 @@ class _GraphBuilder:
             redact=redact,
             queue=action.queue or "",
             within_us=action.within.micros if action.within else 0,
+            on_expiry=action.on_expiry,
+            reusable=action.reusable,
             pseudonymize=pseudonymize,
             span=action.span,
         )

@@ -207,6 +207,8 @@ class ActionNode:
     within_us: int = 0
     span: Span | None = field(default=None, compare=False)
     pseudonymize: bool = False  # `fallback pseudonymize`: keyed pseudonyms instead of <TYPE>
+    on_expiry: str = ""  # escalate: "allow" (`else allow`) or "" (an expired approval blocks)
+    reusable: bool = False  # escalate: an approval holds until its deadline (`reusable`)
 
     def canonical(self) -> dict[str, Any]:
         data = {
@@ -218,6 +220,8 @@ class ActionNode:
             "queue": self.queue,
             "within_us": self.within_us,
             "pseudonymize": self.pseudonymize,
+            "on_expiry": self.on_expiry,
+            "reusable": self.reusable,
         }
         return {k: v for k, v in data.items() if v not in ("", [], 0) or k == "outcome"}
 

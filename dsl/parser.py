@@ -25,6 +25,7 @@ _TERMINAL_WORDS = {
     "DURATION": "a duration (like 25ms)",
     "CMP_OP": "a comparison",
     "QUANT": "any(... in ...: ...)",
+    "EXPIRY": "else allow | else block",
     "$END": "the end of the file",
 }
 
@@ -304,7 +305,7 @@ class _Builder(Transformer[Token, ast.Module]):
         )
 
     def escalate(self, meta: Meta, children: list[Token | None]) -> ast.Action:
-        queue, within, reason = children
+        queue, within, expiry, reusable, reason = children
         assert queue is not None and within is not None
         return ast.Action(
             ast.ActionKind.ESCALATE,
@@ -312,6 +313,8 @@ class _Builder(Transformer[Token, ast.Module]):
             self._reason(reason),
             queue=decode_string(queue),
             within=self._duration(within),
+            on_expiry="allow" if expiry is not None and str(expiry).endswith("allow") else "",
+            reusable=reusable is not None,
         )
 
     # expressions

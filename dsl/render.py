@@ -23,6 +23,9 @@ def _action(action: ir.ActionNode) -> str:
         parts.extend(action.redact)
     if action.queue:
         parts.append(f'to "{action.queue}" within {format_duration(action.within_us)}')
+        parts.extend(
+            word for word, on in (("else allow", action.on_expiry), ("reusable", action.reusable)) if on
+        )
     if action.reason:
         parts.append(json.dumps(action.reason))
     return " ".join(parts)

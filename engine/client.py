@@ -1,9 +1,9 @@
-"""A typed Python client for the Guard service: `GuardClient(target).check(...)` returns the decision."""
+"""A typed Python client for the Guard and Approvals services: `GuardClient(target).check(...)` and so on."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any
@@ -11,9 +11,11 @@ from typing import Any
 import grpc
 
 from dsl.types import Outcome, Stage
+from engine.approvals import Approval, State
 from engine.request import Message, Principal, Request, ToolCall, request_from_dict
+from engine.server.approvals_codec import STATES, approval_from_proto
 from engine.server.request_codec import request_to_proto
-from engine.server.wire import pb, pb_grpc
+from engine.server.wire import apb, apb_grpc, pb, pb_grpc
 
 _OUTCOMES: dict[int, Outcome] = {
     pb.OUTCOME_ALLOW: Outcome.ALLOW,
@@ -142,6 +144,7 @@ class GuardClient:
         options = [("grpc.max_send_message_length", max_message_bytes)]
         self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.GuardStub(self._channel)
+        self._approvals = apb_grpc.ApprovalsStub(self._channel)
 
     def check(
         self,
@@ -178,6 +181,66 @@ class GuardClient:
         except grpc.RpcError as exc:
             raise _guard_error(exc) from None
         return result_from_proto(response)
+
+    # approvals
+
+    def get_approval(self, approval_id: str) -> Approval:
+        """One approval as it stands now. Raises GuardError (NOT_FOUND for an unknown id)."""
+        message = apb.GetApprovalRequest(approval_id=approval_id)
+        return approval_from_proto(self._rpc(self._approvals.Get, message))
+
+    def list_approvals(
+        self, *, queue: str = "", state: str = "", min_age_s: float = 0.0, limit: int = 0
+    ) -> list[Approval]:
+        """Approvals, newest first, by queue, state ("pending", ...) and minimum age in seconds."""
+        wanted = STATES[State(state)] if state else apb.APPROVAL_STATE_UNSPECIFIED
+        message = apb.ListApprovalsRequest(queue=queue, state=wanted, min_age_s=min_age_s, limit=limit)
+        return [approval_from_proto(a) for a in self._rpc(self._approvals.List, message).approvals]
+
+    def resolve_approval(
+        self, approval_id: str, *, approve: bool, approver: str, comment: str = ""
+    ) -> Approval:
+        """Approve or deny. Raises GuardError: FAILED_PRECONDITION when it was already resolved."""
+        resolution = apb.RESOLUTION_APPROVE if approve else apb.RESOLUTION_DENY
+        message = apb.ResolveApprovalRequest(
+            approval_id=approval_id, resolution=resolution, approver=approver, comment=comment
+        )
+        return approval_from_proto(self._rpc(self._approvals.Resolve, message))
+
+    def cancel_approval(self, approval_id: str, *, actor: str, comment: str = "") -> Approval:
+        message = apb.CancelApprovalRequest(approval_id=approval_id, actor=actor, comment=comment)
+        return approval_from_proto(self._rpc(self._approvals.Cancel, message))
+
+    def watch_approvals(
+        self, *, approval_id: str = "", queue: str = "", timeout: float | None = None
+    ) -> Iterator[tuple[str, Approval]]:
+        """(event, approval): first the current state, then each change, until ``timeout`` seconds
+        pass (then it just ends) or, for one approval, until it is resolved."""
+        message = apb.WatchApprovalsRequest(approval_id=approval_id, queue=queue)
+        stream = self._approvals.Watch(message, timeout=timeout)
+        try:
+            for event in stream:
+                yield event.event, approval_from_proto(event.approval)
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                return
+            raise _guard_error(exc) from None
+        finally:
+            stream.cancel()  # type: ignore[no-untyped-call]  # (grpc-stubs leaves it untyped)
+
+    def wait_for_approval(self, approval_id: str, timeout: float | None = None) -> Approval:
+        """Wait (with Watch, not polling) until the approval is no longer pending, or ``timeout``
+        seconds pass; returns it as last seen (still pending after a timeout)."""
+        last: Approval | None = None
+        for _, approval in self.watch_approvals(approval_id=approval_id, timeout=timeout):
+            last = approval
+        return last if last is not None else self.get_approval(approval_id)
+
+    def _rpc(self, method: Any, message: Any) -> Any:
+        try:
+            return method(message, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _guard_error(exc) from None
 
     def close(self) -> None:
         self._channel.close()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from engine.audit.chain import Chain
 from engine.audit.config import AuditConfig
 from engine.audit.errors import AuditUnavailable
 from engine.audit.keys import Digester, load_or_create_digester, load_or_create_signer, public_key_path
-from engine.audit.record import Record, build_entry
+from engine.audit.record import Record, build_approval_entry, build_entry
 from engine.audit.store import Store, db_path
 from engine.audit.writer import HealthListener, Writer, WriterStats
 from engine.decision import Decision
@@ -106,6 +108,18 @@ class AuditLog:
         DuplicateDecision when ``decision_id`` is already in the log.
         """
         return self._writer.submit(build_entry(decision, request, decision_id, self._digester, at))
+
+    def append_approval(
+        self, event: str, approval: Mapping[str, Any], *, actor: str, comment: str = "", decision_id: str = ""
+    ) -> Record | None:
+        """Record one approval transition (see engine/audit/record.py) in the same chain as decisions.
+
+        Returns and raises as ``append`` does; the record gets a fresh id of its own.
+        """
+        entry = build_approval_entry(
+            new_id(), event, approval, actor=actor, comment=comment, decision_id=decision_id
+        )
+        return self._writer.submit(entry)
 
     def close(self) -> None:
         """Write what is queued, sign a final checkpoint, release the database. Idempotent."""

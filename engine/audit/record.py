@@ -24,6 +24,14 @@ Schema version 1, one JSON object per decision (keys in canonical order):
     time            when the decision was recorded: RFC 3339, UTC, microseconds ("...T12:00:00.000001Z")
     tool            {name, server} of a tool call, or null
     v               the schema version, 1
+
+Approval transitions are records in the same chain, told apart by ``kind`` (decision records have
+none). Their fields: v, seq, prev_hash, hash, time, decision_id (the transition's own id),
+kind ("approval"), event (opened | approved | denied | expired | cancelled | used | replay),
+outcome ("approval:<event>"), actor (who did it: an approver, or "palisade" for the engine),
+comment, decision (the decision that caused it, or ""), ruleset {name, version},
+principal {id, tenant}, and approval {id, queue, state, rule, binding, stage, tool, created, deadline,
+on_expiry, single_use, used, resolver, comment, resolved} (times in the form of ``time``).
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ _encode_plain = json.JSONEncoder(
 ).encode
 _WITH_FLOATS = frozenset({"findings"})
 _CHAIN_KEYS = ("hash", "prev_hash", "seq")  # the fields sealing adds
+APPROVAL_KIND = "approval"
+_APPROVAL_SHARED = frozenset({"ruleset", "version", "principal_id", "tenant"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +109,58 @@ def build_entry(
     """
     moment = format_time(at or datetime.now(UTC))
     fields = _fields(decision, request, digester) | {"decision_id": decision_id, "time": moment}
+    rules = tuple(dict.fromkeys(m.rule for m in decision.matches))
+    return _entry(fields, ruleset=decision.ruleset, principal=request.principal.id, rules=rules)
+
+
+def build_approval_entry(
+    event_id: str,
+    event: str,
+    approval: Mapping[str, Any],
+    *,
+    actor: str,
+    comment: str,
+    decision_id: str = "",
+    at: datetime | None = None,
+) -> Entry:
+    """The record of one approval transition (kind "approval"): ``event`` on ``approval``, by ``actor``.
+
+    ``approval`` is the approval's plain data without floats (see engine.approvals); its ``ruleset``,
+    ``version``, ``principal_id`` and ``tenant`` fill the fields that decision records have too.
+    """
+    own = {k: v for k, v in approval.items() if k not in _APPROVAL_SHARED}
+    fields = {
+        "v": SCHEMA_VERSION,
+        "kind": APPROVAL_KIND,
+        "decision_id": event_id,
+        "time": format_time(at or datetime.now(UTC)),
+        "outcome": f"{APPROVAL_KIND}:{event}",
+        "event": event,
+        "actor": actor,
+        "comment": comment,
+        "decision": decision_id,
+        "approval": own,
+        "ruleset": {"name": approval["ruleset"], "version": approval["version"]},
+        "principal": {"id": approval["principal_id"], "tenant": approval["tenant"]},
+    }
+    return _entry(
+        fields, ruleset=approval["ruleset"], principal=approval["principal_id"], rules=(own["rule"],)
+    )
+
+
+def _entry(fields: Mapping[str, Any], *, ruleset: str, principal: str, rules: tuple[str, ...]) -> Entry:
     segments = _segments(fields)
     try:
         "".join(segments).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise CanonicalError(f"the record cannot be written: {exc.reason} in its text") from None
     return Entry(
-        decision_id=decision_id,
-        time=moment,
-        outcome=decision.outcome.label,
-        ruleset=decision.ruleset,
-        principal=request.principal.id,
-        rules=tuple(dict.fromkeys(m.rule for m in decision.matches)),
+        decision_id=fields["decision_id"],
+        time=fields["time"],
+        outcome=fields["outcome"],
+        ruleset=ruleset,
+        principal=principal,
+        rules=rules,
         segments=segments,
     )
 

@@ -1,4 +1,4 @@
-"""The Guard server: Guard, health and reflection on one gRPC server, and a process that runs it."""
+"""The Guard server: Guard, Approvals, health and reflection on one gRPC server, and its process."""
 
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from engine.approvals import ApprovalGate, Approvals, ApprovalStore, ApprovalUnavailable
 from engine.audit import AuditLog, AuditUnavailable
 from engine.config import ServeConfig
 from engine.registry import Registry
+from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.servicer import GuardServicer
-from engine.server.wire import GUARD_SERVICE, pb_grpc
+from engine.server.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb_grpc, pb_grpc
 
 log = logging.getLogger("palisade.server")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-SERVICE_NAMES = (GUARD_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+SERVICE_NAMES = (GUARD_SERVICE, APPROVALS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 _PARENT_POLL_S = 0.5
 
@@ -59,6 +61,12 @@ class GuardServer:
         except AuditUnavailable as exc:
             self.detector_pool.shutdown(wait=False)
             raise StartError(f"audit: {exc}") from None
+        try:
+            self.approvals = Approvals(ApprovalStore.open(config.data_dir), self.audit)
+        except ApprovalUnavailable as exc:
+            self.audit.close()
+            self.detector_pool.shutdown(wait=False)
+            raise StartError(f"approvals: {exc}") from None
         self.rpc_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="palisade-rpc")
         self.server = self._build(reuse_port)
         self.port = 0
@@ -71,7 +79,9 @@ class GuardServer:
         ]
         limit = config.max_concurrent_rpcs
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
-        pb_grpc.add_GuardServicer_to_server(GuardServicer(self.registry, config, self.audit), server)
+        guard = GuardServicer(self.registry, config, self.audit, ApprovalGate(self.approvals))
+        pb_grpc.add_GuardServicer_to_server(guard, server)
+        apb_grpc.add_ApprovalsServicer_to_server(ApprovalsServicer(self.approvals), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         return server
@@ -99,6 +109,7 @@ class GuardServer:
         self.server.stop(grace_s).wait()
         self.audit.close()  # flush what is queued, sign a final checkpoint
         self.rpc_pool.shutdown(wait=True)
+        self.approvals.store.close()  # after the pool: a Watch may be ending its last poll
         self.detector_pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> GuardServer:

@@ -6,8 +6,8 @@ from google.protobuf import timestamp_pb2
 
 from dsl.ir import ActionNode
 from dsl.types import Outcome
+from engine.approvals import Approval
 from engine.decision import Decision
-from engine.ids import new_id
 from engine.server.wire import pb
 
 OUTCOMES: dict[Outcome, pb.Outcome.ValueType] = {
@@ -31,8 +31,10 @@ def response_from_decision(
     request_id: str,
     now_s: float,
     server_us: float,
+    approval: Approval | None = None,
 ) -> pb.CheckResponse:
-    """The response for ``decision``, made at Unix time ``now_s``; ``default`` is the ruleset's default."""
+    """The response for ``decision``, made at Unix time ``now_s``; ``default`` is the ruleset's default;
+    ``approval`` is the one an ESCALATE decision cites."""
     outcome = decision.outcome
     action = default if decision.default_applied else decision.action
     return pb.CheckResponse(
@@ -61,7 +63,7 @@ def response_from_decision(
         ],
         redacted=decision.redacted,
         fallback=_fallback(action) if outcome is Outcome.FALLBACK and action else None,
-        escalation=_escalation(action, now_s) if outcome is Outcome.ESCALATE and action else None,
+        escalation=_escalation(action, approval, now_s) if outcome is Outcome.ESCALATE and action else None,
         errors=[
             pb.EvaluationError(source=e.source, code=e.code, message=e.message, rule=e.rule)
             for e in decision.errors
@@ -82,11 +84,12 @@ def _fallback(action: ActionNode) -> pb.Fallback:
     )
 
 
-def _escalation(action: ActionNode, now_s: float) -> pb.Escalation:
-    deadline = None
-    if action.within_us:
-        deadline = timestamp_pb2.Timestamp()
-        deadline.FromMicroseconds(int(now_s * 1_000_000) + action.within_us)
-    # Approvals are not stored yet (a later issue builds them): this id is fresh and unique, so a
-    # caller can already cite it, but resuming with it does not change a decision today.
-    return pb.Escalation(queue=action.queue, approval_id=new_id(), deadline=deadline)
+def _escalation(action: ActionNode, approval: Approval | None, now_s: float) -> pb.Escalation:
+    deadline = timestamp_pb2.Timestamp()
+    if approval is not None:
+        deadline.FromMicroseconds(approval.deadline_us)
+        return pb.Escalation(queue=approval.queue, approval_id=approval.id, deadline=deadline)
+    if not action.within_us:
+        return pb.Escalation(queue=action.queue)
+    deadline.FromMicroseconds(int(now_s * 1_000_000) + action.within_us)
+    return pb.Escalation(queue=action.queue, deadline=deadline)

@@ -8,10 +8,14 @@ from typing import NoReturn
 
 import grpc
 
+from engine.approvals import ApprovalError, ApprovalGate, Gated
 from engine.audit import AuditLog, AuditUnavailable
 from engine.config import ServeConfig
+from engine.decision import Decision
+from engine.evaluator import Evaluator
 from engine.ids import new_id
 from engine.registry import Registry, UnknownRuleset
+from engine.request import Request
 from engine.server.request_codec import InvalidRequest, request_from_proto
 from engine.server.response_codec import response_from_decision
 from engine.server.wire import pb, pb_grpc
@@ -24,9 +28,10 @@ _NO_DEADLINE_S = 365 * 24 * 3600.0
 class GuardServicer(pb_grpc.GuardServicer):
     """Thin: every rule of the service lives in the engine; this only adapts gRPC to it."""
 
-    def __init__(self, registry: Registry, config: ServeConfig, audit: AuditLog) -> None:
+    def __init__(self, registry: Registry, config: ServeConfig, audit: AuditLog, gate: ApprovalGate) -> None:
         self.registry = registry
         self.audit = audit
+        self.gate = gate
         self.limits = config.limits
         self.margin_s = config.deadline_margin_ms / 1000
         self.default_timeout_s = config.default_timeout_ms / 1000 or None
@@ -49,7 +54,9 @@ class GuardServicer(pb_grpc.GuardServicer):
         domain = request_from_proto(request, self.limits)
         evaluator = self.registry.get(request.ruleset, request.version)
         decision_id = new_id()
-        decision = evaluator.evaluate(domain, timeout_s=self._timeout_s(context))
+        evaluated = evaluator.evaluate(domain, timeout_s=self._timeout_s(context))
+        gated = self._gated(evaluator, evaluated, domain, decision_id, started)
+        decision = gated.decision
         try:
             self.audit.append(decision, domain, decision_id)
         except AuditUnavailable as exc:  # no record, no ALLOW: the error policy, never allow
@@ -63,7 +70,21 @@ class GuardServicer(pb_grpc.GuardServicer):
             request_id=request.request_id,
             now_s=time.time(),
             server_us=(time.perf_counter() - started) * 1e6,
+            approval=gated.approval,
         )
+
+    def _gated(
+        self, evaluator: Evaluator, decision: Decision, domain: Request, decision_id: str, started: float
+    ) -> Gated:
+        """The answer after approvals (opened, rejoined or resumed); fails closed when they cannot be kept."""
+        try:
+            return self.gate.apply(decision, domain, decision_id)
+        except (ApprovalError, AuditUnavailable) as exc:
+            log.error("decision %s: approvals unavailable: %s", decision_id, exc)
+            message = "approvals cannot be kept now; the decision falls back to the error policy"
+            return Gated(
+                evaluator.error_decision("approvals_unavailable", message, started, never_allow=True)
+            )
 
     def _timeout_s(self, context: grpc.ServicerContext) -> float | None:
         """The evaluation's share of the call's deadline: what remains, less time to send the reply."""

@@ -38,7 +38,12 @@ def reflect(
 def test_reflection_lists_every_service(channel: grpc.Channel) -> None:
     response = reflect(channel, reflection_pb2.ServerReflectionRequest(list_services=""))
     names = {s.name for s in response.list_services_response.service}
-    assert names == {"palisade.v1.Guard", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+    assert names == {
+        "palisade.v1.Guard",
+        "palisade.v1.Approvals",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
 
 
 def test_reflection_describes_the_check_method(channel: grpc.Channel) -> None:

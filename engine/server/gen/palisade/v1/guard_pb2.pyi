@@ -286,7 +286,11 @@ class CheckRequest(_message.Message):
     request_id: _builtins.str
     """The caller's own id for this request, echoed in the response."""
     approval_id: _builtins.str
-    """When resuming after an ESCALATE decision: the approval id it returned."""
+    """When resuming after an ESCALATE decision: the approval id it returned. The request must be
+    the one the approval is bound to (same stage, principal, content and tool call), or the answer
+    is BLOCK (recorded as a replay). Approved: ALLOW (a single-use approval only once); denied,
+    expired or cancelled: BLOCK; still pending: ESCALATE citing the same approval.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
         """The content as chat messages. Policies see `content` as their contents joined by newlines
@@ -453,7 +457,9 @@ class Escalation(_message.Message):
     queue: _builtins.str
     """The approval queue the ruleset routes to, e.g. "secops"."""
     approval_id: _builtins.str
-    """The id of the approval to cite when checking again with `CheckRequest.approval_id`."""
+    """The id of the approval to cite when checking again with `CheckRequest.approval_id`; the
+    same id for every Check of the same request while it is pending (see the Approvals service).
+    """
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:
         """When the approval expires (the rule's `within` from the time of the decision)."""

@@ -1,0 +1,78 @@
+"""Approvals: the lifecycle over the store, every transition recorded in the audit log as it happens."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.approvals.model import Approval, Change, State, now_us
+from engine.approvals.store import ApprovalStore, Query, Recorder
+from engine.audit import AuditLog
+
+ENGINE_ACTOR = "palisade"
+
+
+class Approvals:
+    """The approvals of one data directory. Expiry is applied lazily, whenever approvals are read."""
+
+    def __init__(self, store: ApprovalStore, audit: AuditLog) -> None:
+        self.store = store
+        self.audit = audit
+
+    def _recorder(self, actor: str = ENGINE_ACTOR, comment: str = "", decision_id: str = "") -> Recorder:
+        def record(event: str, approval: Approval) -> None:
+            who, why = (approval.resolver, approval.comment) if event in _RESOLVED else (actor, comment)
+            self.audit.append_approval(
+                event, approval.audit_data(), actor=who, comment=why, decision_id=decision_id
+            )
+
+        return record
+
+    def open(self, candidate: Approval, decision_id: str) -> Approval:
+        """The pending approval for ``candidate``'s request and rule, opening ``candidate`` if none."""
+        approval, _ = self.store.open_or_join(candidate, self._recorder(decision_id=decision_id))
+        return approval
+
+    def get(self, approval_id: str) -> Approval:
+        """The approval as it stands now (expired if past its deadline). Raises ApprovalNotFound."""
+        self.expire_due()
+        return self.store.get(approval_id)
+
+    def latest(self, binding: str, ruleset: str, rule: str) -> Approval | None:
+        """The newest approval of ``rule`` for the request with ``binding`` (expired if due)."""
+        self.expire_due()
+        return self.store.latest(binding, ruleset, rule)
+
+    def query(self, query: Query) -> list[Approval]:
+        self.expire_due()
+        return self.store.query(query)
+
+    def resolve(self, approval_id: str, approve: bool, approver: str, comment: str) -> Approval:
+        """Approve or deny. Raises AlreadyResolved when another answer (or the deadline) came first."""
+        to = State.APPROVED if approve else State.DENIED
+        return self._finish(approval_id, to, approver, comment)
+
+    def cancel(self, approval_id: str, actor: str, comment: str) -> Approval:
+        return self._finish(approval_id, State.CANCELLED, actor, comment)
+
+    def _finish(self, approval_id: str, to: State, actor: str, comment: str) -> Approval:
+        done = replace(self.store.get(approval_id), state=to, resolver=actor, comment=comment)
+        return self.store.resolve(done, now_us(), self._recorder())
+
+    def use(self, approval: Approval, actor: str, decision_id: str) -> Approval | None:
+        """Use up a single-use approval for the decision ``decision_id``; None if already used."""
+        return self.store.use(approval.id, self._recorder(actor, decision_id=decision_id))
+
+    def record_replay(self, approval: Approval, actor: str, decision_id: str) -> None:
+        """Record that ``approval`` was presented with a request it is not bound to."""
+        comment = "presented with a request it is not bound to"
+        self._recorder(actor, comment, decision_id)("replay", approval)
+
+    def expire_due(self) -> list[Approval]:
+        return self.store.expire_due(now_us(), self._recorder())
+
+    def changes_after(self, seq: int) -> list[Change]:
+        self.expire_due()
+        return self.store.changes_after(seq)
+
+
+_RESOLVED = frozenset({"approved", "denied", "cancelled", "expired"})

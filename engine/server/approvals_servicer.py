@@ -1,0 +1,80 @@
+"""The Approvals servicer: thin; the lifecycle lives in engine.approvals, this adapts gRPC to it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
+
+import grpc
+
+from engine.approvals import AlreadyResolved, ApprovalNotFound, Approvals, ApprovalUnavailable, watch
+from engine.audit import AuditUnavailable
+from engine.server.approvals_codec import approval_to_proto, query_from_proto
+from engine.server.wire import apb, apb_grpc
+
+log = logging.getLogger("palisade.server")
+T = TypeVar("T")
+
+
+class ApprovalsServicer(apb_grpc.ApprovalsServicer):
+    """Get, List, Resolve, Cancel and Watch over one data directory's approvals."""
+
+    def __init__(self, approvals: Approvals) -> None:
+        self.approvals = approvals
+
+    def Get(self, request: apb.GetApprovalRequest, context: grpc.ServicerContext) -> apb.Approval:  # noqa: N802
+        return _call(context, lambda: approval_to_proto(self.approvals.get(request.approval_id)))
+
+    def List(  # noqa: N802
+        self, request: apb.ListApprovalsRequest, context: grpc.ServicerContext
+    ) -> apb.ListApprovalsResponse:
+        found = _call(context, lambda: self.approvals.query(query_from_proto(request)))
+        return apb.ListApprovalsResponse(approvals=[approval_to_proto(a) for a in found])
+
+    def Resolve(  # noqa: N802
+        self, request: apb.ResolveApprovalRequest, context: grpc.ServicerContext
+    ) -> apb.Approval:
+        if request.resolution == apb.RESOLUTION_UNSPECIFIED:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "resolution: approve or deny")
+        if not request.approver:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "approver: required")
+        approve = request.resolution == apb.RESOLUTION_APPROVE
+        args = (request.approval_id, approve, request.approver, request.comment)
+        return _call(context, lambda: approval_to_proto(self.approvals.resolve(*args)))
+
+    def Cancel(self, request: apb.CancelApprovalRequest, context: grpc.ServicerContext) -> apb.Approval:  # noqa: N802
+        if not request.actor:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "actor: required")
+        args = (request.approval_id, request.actor, request.comment)
+        return _call(context, lambda: approval_to_proto(self.approvals.cancel(*args)))
+
+    def Watch(  # noqa: N802
+        self, request: apb.WatchApprovalsRequest, context: grpc.ServicerContext
+    ) -> Iterator[apb.ApprovalEvent]:
+        events = watch(
+            self.approvals, approval_id=request.approval_id, queue=request.queue, active=context.is_active
+        )
+        while True:
+            step = _call(context, lambda: next(events, None))
+            if step is None:
+                return
+            event, approval = step
+            yield apb.ApprovalEvent(event=event, approval=approval_to_proto(approval))
+
+
+def _call(context: grpc.ServicerContext, work: Callable[[], T]) -> T:
+    """Run ``work``, answering the engine's errors with their status codes."""
+    try:
+        return work()
+    except ApprovalNotFound as exc:
+        _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+    except AlreadyResolved as exc:
+        _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except (ApprovalUnavailable, AuditUnavailable) as exc:
+        log.error("approvals unavailable: %s", exc)
+        _abort(context, grpc.StatusCode.UNAVAILABLE, "approvals cannot be recorded now; try again")
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    context.abort(code, details)

@@ -1,0 +1,136 @@
+"""The approval store and lifecycle on a real data directory: binding, dedupe, expiry, compare-and-set."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dsl.types import Stage
+from engine.approvals import AlreadyResolved, Approval, Approvals, ApprovalStore, State, binding_digest
+from engine.approvals.model import now_us
+from engine.audit import AuditLog, AuditPaths
+from engine.audit.keys import load_verifier
+from engine.audit.store import Store
+from engine.audit.verify import verify_log
+from engine.ids import new_id
+from engine.request import Principal, Request, ToolCall
+
+REQUEST = Request(
+    stage=Stage.TOOL_CALL,
+    tool=ToolCall(name="shell.exec", arguments={"cmd": "make clean", "env": {"A": 1}}),
+    principal=Principal(id="agent-7", tenant="acme"),
+)
+MINUTE_US = 60 * 1_000_000
+
+
+def _candidate(deadline_in_us: int = 30 * MINUTE_US, request: Request = REQUEST) -> Approval:
+    created = now_us()
+    return Approval(
+        id=new_id(),
+        queue="sre-oncall",
+        state=State.PENDING,
+        ruleset="r",
+        version="1",
+        rule="shell",
+        reason="needs a human",
+        binding=binding_digest(request, "r"),
+        stage="tool_call",
+        principal_id="agent-7",
+        tenant="acme",
+        tool="shell.exec",
+        created_us=created,
+        deadline_us=created + deadline_in_us,
+    )
+
+
+@pytest.fixture()
+def approvals(tmp_path: Path) -> Iterator[Approvals]:
+    audit = AuditLog.open(tmp_path)
+    store = ApprovalStore.open(tmp_path)
+    yield Approvals(store, audit)
+    store.close()
+    audit.close()
+
+
+def _audit_events(data_dir: Path) -> list[str]:
+    paths = AuditPaths.of(data_dir)
+    store = Store.open_reader(paths.database)
+    try:
+        assert verify_log(store, load_verifier(paths.public_key)).ok
+        return [json.loads(r.body)["event"] for r in store.records()]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"stage": Stage.TOOL_RESULT},
+        {"principal": Principal(id="agent-8", tenant="acme")},
+        {"principal": Principal(id="agent-7", tenant="other")},
+        {"text": "some content"},
+        {"tool": ToolCall(name="shell.run", arguments=REQUEST.tool.arguments if REQUEST.tool else {})},
+        {"tool": ToolCall(name="shell.exec", arguments={"cmd": "make clean", "env": {"A": 2}})},
+    ],
+)
+def test_the_binding_covers_every_part_of_the_request(change: dict[str, object]) -> None:
+    assert binding_digest(dataclasses.replace(REQUEST, **change), "r") != binding_digest(REQUEST, "r")
+
+
+def test_the_binding_ignores_key_order_and_the_request_id() -> None:
+    reordered = ToolCall(name="shell.exec", arguments={"env": {"A": 1}, "cmd": "make clean"})
+    same = dataclasses.replace(REQUEST, tool=reordered, request_id="r-2", approval_id="x")
+    assert binding_digest(same, "r") == binding_digest(REQUEST, "r")
+    assert binding_digest(REQUEST, "other") != binding_digest(REQUEST, "r")
+
+
+def test_a_pending_approval_is_rejoined_not_opened_twice(approvals: Approvals, tmp_path: Path) -> None:
+    first = approvals.open(_candidate(), "d1")
+    assert approvals.open(_candidate(), "d2").id == first.id
+    assert _audit_events(tmp_path) == ["opened"]
+
+
+def test_expiry_is_applied_when_read_and_a_late_answer_is_refused(
+    approvals: Approvals, tmp_path: Path
+) -> None:
+    opened = approvals.open(_candidate(deadline_in_us=0), "d1")
+    assert approvals.get(opened.id).state is State.EXPIRED
+    with pytest.raises(AlreadyResolved, match="expired"):
+        approvals.resolve(opened.id, True, "alice", "")
+    assert approvals.open(_candidate(), "d2").id != opened.id
+    assert _audit_events(tmp_path) == ["opened", "expired", "opened"]
+
+
+def test_two_stores_on_one_file_resolve_by_compare_and_set(approvals: Approvals, tmp_path: Path) -> None:
+    opened = approvals.open(_candidate(), "d1")
+    other_store = ApprovalStore.open(tmp_path)  # as another server process would
+    try:
+        other = Approvals(other_store, approvals.audit)
+        assert other.resolve(opened.id, False, "bob", "no").state is State.DENIED
+        with pytest.raises(AlreadyResolved, match="denied"):
+            approvals.resolve(opened.id, True, "alice", "yes")
+    finally:
+        other_store.close()
+    assert approvals.get(opened.id).resolver == "bob"
+
+
+def test_approvals_outlive_the_store(tmp_path: Path, approvals: Approvals) -> None:
+    opened = approvals.open(_candidate(), "d1")
+    approvals.resolve(opened.id, True, "alice", "fine")
+    reopened = ApprovalStore.open(tmp_path)
+    try:
+        again = reopened.get(opened.id)
+    finally:
+        reopened.close()
+    assert again.state is State.APPROVED and again.comment == "fine" and again.resolved_us > 0
+
+
+def test_a_single_use_approval_is_used_once(approvals: Approvals) -> None:
+    opened = approvals.open(_candidate(), "d1")
+    approved = approvals.resolve(opened.id, True, "alice", "")
+    assert approvals.use(approved, "agent-7", "d2") is not None
+    assert approvals.use(approved, "agent-7", "d3") is None
