@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test lint typecheck policies pytest bench proto
+.PHONY: setup serve test lint typecheck policies pytest bench bench-gate proto
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,7 @@ proto: setup
 	$(BIN)/python -m engine.server.codegen
 
 test: lint typecheck policies pytest
+
+# Every shipped ruleset's p95 against its budget, over gRPC under load (benchmarks/BUDGETS.md).
+bench-gate: setup
+	$(BIN)/palisade bench --rulesets rulesets --rate 10 --duration 20 --warmup 5 --repeat 5

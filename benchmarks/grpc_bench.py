@@ -9,27 +9,31 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from benchmarks import loadgen
+from benchmarks.loadgen import (
+    CALL_TIMEOUT_S,
+    Call,
+    Schedule,
+    callers,
+    elapsed_s,
+    palisade_server,
+    percentile,
+    server_process,
+)
 from engine.request import request_from_dict
 from engine.server.request_codec import request_to_proto
-from engine.server.wire import CHECK_METHOD
 
-ROOT = Path(__file__).resolve().parents[1]
 RULESETS = Path(__file__).resolve().parent / "grpc_rulesets"
-READY = "palisade: ready on "
-CALL_TIMEOUT_S = 5.0
 SENDERS = 32  # open-loop sender threads: enough that one slow answer does not delay other arrivals
 # A mix the ruleset fully evaluates: clean prompts (every input rule runs), a block, a tool call.
 REQUESTS: list[dict[str, Any]] = [
@@ -81,14 +85,6 @@ class Result:
         )
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return math.nan
-    rank = max(math.ceil(q / 100 * len(sorted_values)) - 1, 0)
-    return sorted_values[rank]
-
-
 def summarise(name: str, rate: float, latencies_s: list[float], errors: int, wall_s: float) -> Result:
     ordered = sorted(x * 1000 for x in latencies_s)
     return Result(
@@ -104,57 +100,15 @@ def summarise(name: str, rate: float, latencies_s: list[float], errors: int, wal
     )
 
 
-# Servers, each in its own process
-
-
-@contextmanager
-def server_process(command: list[str]) -> Iterator[str]:
-    """Start a server; yield its HOST:PORT once it prints the ready line; SIGTERM it afterwards."""
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    try:
-        for line in proc.stderr:
-            if line.startswith(READY):
-                threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
-                yield line.split()[3]
-                break
-        else:
-            raise RuntimeError(f"server exited with {proc.wait()} before it was ready")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-def palisade_server(workers: int, data_dir: str) -> list[str]:
-    return [
-        sys.executable, "-m", "engine.cli", "serve", "--rulesets", str(RULESETS),
-        "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--workers", str(workers),
-    ]  # fmt: skip
+def palisade(workers: int, data_dir: str) -> list[str]:
+    return palisade_server(str(RULESETS), data_dir, workers)
 
 
 def noop_server() -> list[str]:
     return [sys.executable, "-m", "benchmarks.grpc_noop", "--listen", "127.0.0.1:0"]
 
 
-# Clients
-
-
-@contextmanager
-def callers(target: str, connections: int) -> Iterator[list[grpc.UnaryUnaryMultiCallable[bytes, bytes]]]:
-    """Raw-bytes Check callables, one TCP connection each (so SO_REUSEPORT can spread them)."""
-    options = [("grpc.use_local_subchannel_pool", 1)]
-    channels = [grpc.insecure_channel(target, options=options) for _ in range(connections)]
-    try:
-        for channel in channels:
-            grpc.channel_ready_future(channel).result(timeout=30)
-        yield [channel.unary_unary(CHECK_METHOD, None, None) for channel in channels]  # raw bytes
-    finally:
-        for channel in channels:
-            channel.close()
-
-
-def closed_loop(name: str, call: grpc.UnaryUnaryMultiCallable[bytes, bytes], count: int) -> Result:
+def closed_loop(name: str, call: Call, count: int) -> Result:
     """One caller, one call at a time: the per-call latency floor."""
     requests = encoded_requests()
     for i in range(min(count, 500)):  # warm up
@@ -167,47 +121,14 @@ def closed_loop(name: str, call: grpc.UnaryUnaryMultiCallable[bytes, bytes], cou
     return summarise(name, 0.0, latencies, 0, time.perf_counter() - started)
 
 
-def open_loop(
-    name: str,
-    calls: list[grpc.UnaryUnaryMultiCallable[bytes, bytes]],
-    rate: float,
-    seconds: float,
-    senders: int = SENDERS,
-) -> Result:
-    """Arrivals on a fixed schedule; each latency counts from its scheduled time, not its send time.
-
-    Arrival i belongs to sender thread i % senders, which sleeps until the arrival's time and makes a
-    blocking call (cheaper in grpcio than futures). A sender still busy with an earlier call sends
-    late, and that lateness counts in the latency, so slow answers are not hidden.
-    """
-    requests = encoded_requests()
+def open_loop(name: str, calls: list[Call], rate: float, seconds: float, senders: int = SENDERS) -> Result:
+    """Arrivals on a fixed schedule from this process (loadgen.open_loop); latency from the schedule."""
     count = int(rate * seconds)
-    latencies: list[float | None] = [None] * count
-    lags: list[float] = [0.0] * count
-    start = time.perf_counter() + 0.05
-
-    def send(first: int) -> None:
-        call = calls[first % len(calls)]
-        for i in range(first, count, senders):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            lags[i] = time.perf_counter() - scheduled
-            try:
-                call(requests[i % len(requests)], timeout=CALL_TIMEOUT_S)
-            except grpc.RpcError:
-                continue
-            latencies[i] = time.perf_counter() - scheduled
-
-    threads = [threading.Thread(target=send, args=(k,), daemon=True) for k in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    done = [x for x in latencies if x is not None]
-    result = summarise(name, rate, done, count - len(done), time.perf_counter() - start)
-    return replace(result, send_lag_p99_ms=percentile(sorted(lags), 99) * 1000)
+    schedule = Schedule(time.perf_counter() + 0.05, rate, 0, count)
+    samples = loadgen.open_loop(calls, encoded_requests(), schedule, senders)
+    done = [s.latency_s for s in samples if s.code == "OK"]
+    result = summarise(name, rate, done, count - len(done), elapsed_s(samples, rate, 0))
+    return replace(result, send_lag_p99_ms=percentile(sorted(s.lag_s for s in samples), 99) * 1000)
 
 
 # Scenarios
@@ -215,19 +136,19 @@ def open_loop(
 
 def single(data_dir: str, count: int) -> list[Result]:
     results = []
-    with server_process(noop_server()) as target, callers(target, 1) as (call,):
+    with server_process(noop_server()) as server, callers(server.target, 1) as (call,):
         results.append(closed_loop("no-op grpcio, 1 caller", call, count))
-    with server_process(palisade_server(1, data_dir)) as target, callers(target, 1) as (call,):
+    with server_process(palisade(1, data_dir)) as server, callers(server.target, 1) as (call,):
         results.append(closed_loop("palisade, 1 caller", call, count))
     return results
 
 
 def open_rate(data_dir: str, rate: float, seconds: float) -> list[Result]:
     results = []
-    with server_process(noop_server()) as target, callers(target, 4) as calls:
+    with server_process(noop_server()) as server, callers(server.target, 4) as calls:
         open_loop("warm-up", calls, rate, 1.0)
         results.append(open_loop("no-op grpcio, open loop", calls, rate, seconds))
-    with server_process(palisade_server(1, data_dir)) as target, callers(target, 4) as calls:
+    with server_process(palisade(1, data_dir)) as server, callers(server.target, 4) as calls:
         open_loop("warm-up", calls, rate, 1.0)
         results.append(open_loop("palisade, open loop", calls, rate, seconds))
     return results
@@ -235,7 +156,7 @@ def open_rate(data_dir: str, rate: float, seconds: float) -> list[Result]:
 
 def max_rate(data_dir: str, rates: list[float], seconds: float, workers: int) -> list[Result]:
     results = []
-    with server_process(palisade_server(workers, data_dir)) as target, callers(target, 8) as calls:
+    with server_process(palisade(workers, data_dir)) as server, callers(server.target, 8) as calls:
         open_loop("warm-up", calls, rates[0], 1.0)
         for rate in rates:
             result = open_loop(f"palisade, {workers} workers", calls, rate, seconds)

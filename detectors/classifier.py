@@ -18,7 +18,7 @@ from detectors.specs import ClassifierParams, DetectorSettings
 
 BATCH = 16  # windows per session run: enough for ~8,000 characters at once, bounded memory
 _lock = threading.Lock()
-_sessions: dict[tuple[str, int], ort.InferenceSession] = {}
+_sessions: dict[tuple[str, int, int], ort.InferenceSession] = {}
 
 
 def providers() -> list[str]:
@@ -28,8 +28,8 @@ def providers() -> list[str]:
 
 
 def session(info: ModelInfo, threads: int = 0) -> ort.InferenceSession:
-    """One shared session per model file and thread count (InferenceSession.run is thread-safe)."""
-    key = (info.onnx_path, threads)
+    """One shared session per model file (as it is now) and thread count; run() is thread-safe."""
+    key = (info.onnx_path, os.stat(info.onnx_path).st_mtime_ns, threads)
     with _lock:
         found = _sessions.get(key)
         if found is None:
@@ -77,15 +77,17 @@ class ClassifierDetector:
         try:
             info = resolve(params.model)
             verify(info, params.sha256)
+            self._session = session(info, settings.classifier_threads)
         except ModelError as exc:
             raise DetectorError(str(exc)) from exc
+        except Exception as exc:  # onnxruntime's own errors: a corrupt or unsupported model file
+            raise DetectorError(f"cannot load model `{params.model}`: {exc}") from exc
         max_length = min(params.max_length or info.max_length, info.max_length)
         stride = params.stride if params.stride is not None else max_length // 4
         self._info = info
         self._label = params.label or info.label
         self._index = info.labels.index(self._label)
         self._threshold = params.threshold
-        self._session = session(info, settings.classifier_threads)
         self._tokenizer = tokenizer(info.path, max_length, min(stride, max_length // 2))
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._output = self._session.get_outputs()[0].name  # "logits" in a Hugging Face export

@@ -305,7 +305,7 @@ SPECS: dict[str, DetectorSpec] = {
             summary="an ONNX text classifier (catalogue name or local folder), max over token windows",
             params=ClassifierParams,
             cost=CostClass.HEAVY,
-            cost_us=12_000,  # benchmarks/CLASSIFIER.md: p50 on 1 KiB (three windows), two threads
+            cost_us=10_000,  # benchmarks/CLASSIFIER.md: p50 on 1 KiB (two windows), two threads
             implementation="detectors.classifier:ClassifierDetector",
             finding_types=lambda p: frozenset({p.label}),
         ),

@@ -13,6 +13,7 @@ from dsl import render
 from dsl.compiler import run
 from dsl.diagnostics import CompileError, render_all, to_json
 from engine import policytest, score
+from engine.approvals import cli as approvals_cli
 from engine.audit import cli as audit_cli
 from engine.evaluator import Evaluator
 from engine.registry import source_files
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the decision")
     ask.set_defaults(func=cmd_ask)
     audit_cli.register(sub)
+    approvals_cli.register(sub)
     score.register(sub)
     bench.register(sub)
     return parser

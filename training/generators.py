@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 Example = tuple[str, int, str]  # text, label (1: injection), source
 
@@ -143,7 +144,10 @@ ATTACKERS = [
 ]
 
 
-def _pick(rng: random.Random, pool: Sequence[str]) -> str:
+T = TypeVar("T")
+
+
+def _pick(rng: random.Random, pool: Sequence[T]) -> T:
     return pool[rng.randrange(len(pool))]
 
 

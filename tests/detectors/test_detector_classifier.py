@@ -152,6 +152,9 @@ def test_load_failures_are_detector_errors(copied: Path) -> None:
     params = ClassifierParams.model_construct(model=str(copied), label="PROMPT_INJECTION", sha256="a" * 64)
     with pytest.raises(DetectorError, match="refusing to load"):
         ClassifierDetector(params, DetectorSettings())
+    unpinned = ClassifierParams(model=str(copied))
+    with pytest.raises(DetectorError, match="cannot load model"):
+        ClassifierDetector(unpinned, DetectorSettings())
 
 
 def test_the_compiler_never_imports_onnxruntime() -> None:
