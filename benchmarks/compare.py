@@ -44,10 +44,15 @@ TARGETS = (
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    """A Markdown table; floats with three significant decimals."""
-    cells = [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    """A Markdown table; floats to about three significant digits, never in exponent form."""
+    cells = [[_number(c) if isinstance(c, float) else str(c) for c in row] for row in rows]
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     return lines + ["| " + " | ".join(row) + " |" for row in cells]
+
+
+def _number(value: float) -> str:
+    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 1 else 3
+    return f"{value:,.{digits}f}"
 
 
 def ratio(value: float, base: float) -> str:

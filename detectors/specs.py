@@ -308,6 +308,8 @@ SPECS: dict[str, DetectorSpec] = {
             cost_us=10_000,  # benchmarks/CLASSIFIER.md: p50 on 1 KiB (two windows), two threads
             implementation="detectors.classifier:ClassifierDetector",
             finding_types=lambda p: frozenset({p.label}),
+            # each message of a chat scored (and cached) on its own: a resent history costs nothing
+            split="parts",
         ),
     )
 }
