@@ -49,6 +49,8 @@ class ApprovalGate:
 
     def apply(self, decision: Decision, request: Request, decision_id: str) -> Gated:
         """Resume with ``request.approval_id`` if given; open approvals for an ESCALATE decision."""
+        if not request.approval_id and decision.outcome is not Outcome.ESCALATE:
+            return Gated(decision)  # nothing to open or resume
         ask = _Ask(decision, request, decision_id, binding_digest(request, decision.ruleset))
         if not request.approval_id:
             return self._escalate(ask)

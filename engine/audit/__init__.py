@@ -16,7 +16,7 @@ Wiring it into a server (``config.audit`` being an ``AuditConfig``, e.g. a ``[au
     ...reply with decision_id
     audit.close()                                      # at shutdown, after the last call: flush, checkpoint
 
-``set_serving(ok: bool)`` is called from the writer thread when writing starts failing (False: report
+``set_serving(ok: bool)`` is called (from the thread that saw it) when writing starts failing (False: report
 NOT_SERVING) and when it works again (True). ``append`` is thread-safe and meant to be called from
 every handler thread at once: the callers that arrive while one transaction is being fsynced share
 the next one. ``audit.healthy`` is False while writing fails; the writer retries on its own.

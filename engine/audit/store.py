@@ -190,11 +190,15 @@ class Store:
         size, last_hash, frontier, checkpoint_size = row
         return Head(size, last_hash, Frontier.from_bytes(size, frontier), checkpoint_size)
 
-    def set_head(self, head: Head) -> None:
-        self.conn.execute(
-            "UPDATE head SET size = ?, last_hash = ?, frontier = ?, checkpoint_size = ?",
-            (head.size, head.last_hash, head.frontier.to_bytes(), head.checkpoint_size),
+    def move_head(self, expected: Head, head: Head) -> bool:
+        """Set the head to ``head`` if it is still ``expected``; False (nothing changed) if not."""
+        expected_key = (expected.size, expected.last_hash)
+        moved = self.conn.execute(
+            "UPDATE head SET size = ?, last_hash = ?, frontier = ?, checkpoint_size = ?"
+            " WHERE size = ? AND last_hash = ?",
+            (head.size, head.last_hash, head.frontier.to_bytes(), head.checkpoint_size, *expected_key),
         )
+        return moved.rowcount == 1
 
     def taken(self, decision_ids: Sequence[str]) -> set[str]:
         """Those of ``decision_ids`` already in the log."""

@@ -33,14 +33,14 @@ class WriterStats:
 
 
 class _Batch:
-    """The records that one transaction commits, and the callers waiting for it."""
+    """The records that one transaction commits, and their results once it has."""
 
-    __slots__ = ("done", "entries", "results")
+    __slots__ = ("entries", "finished", "results")
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.results: list[Record | AuditError] = []
-        self.done = threading.Event()
+        self.finished = False
 
     def unavailable(self, message: str) -> list[Record | AuditError]:
         return [AuditUnavailable(message) for _ in self.entries]
@@ -49,11 +49,15 @@ class _Batch:
 class Writer:
     """Collects records from any number of threads and commits them in order, as few transactions as it can.
 
-    While one transaction is being written and fsynced, new records gather in the next batch; so the
-    more callers wait, the more records share one fsync. In sync mode ``submit`` returns once its
-    record is committed; in async mode at once. When writing fails, the waiting callers and every
-    later ``submit`` get AuditUnavailable and the writer reports unhealthy; it retries every
-    ``retry_every_seconds`` and recovers on the first write that works.
+    One thread at a time writes (it holds the turn). In sync mode a caller that finds no one
+    writing takes the turn and commits the records queued so far itself, its own among them; one
+    that finds a transaction under way waits, and when it ends, either its record was in it or the
+    caller takes the turn for the records that gathered meanwhile. So a lone caller pays one
+    transaction and no hand-off to another thread, and the more callers wait, the more records share
+    one fsync. In async mode ``submit`` returns at once and a background thread writes. That thread
+    also signs time-based checkpoints and, while writing fails, retries every
+    ``retry_every_seconds``: meanwhile every ``submit`` gets AuditUnavailable and the writer reports
+    unhealthy, until the first write that works.
     """
 
     def __init__(
@@ -70,15 +74,18 @@ class Writer:
         self._durable = config.durability == "sync"
         self._on_health = on_health
         self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
+        self._turn = threading.Condition(self._lock)  # sync callers: the turn is free or a batch is done
+        self._work = threading.Condition(self._lock)  # the background thread: something may be due
         self._space = threading.Condition(self._lock)
         self._batch = _Batch()
         self._writing = _Batch()  # the batch in the transaction now being written
+        self._busy = False  # a thread holds the turn: it alone uses the store
         self._healthy = True
         self._problem = ""
         self._closing = False
         self._next_retry = 0.0
         self._unsigned = False  # records committed since this writer's last checkpoint
+        self._rearm = False  # the first records since a checkpoint: the background thread sets its timer
         self._next_checkpoint = 0.0
         self._stats = WriterStats(0, 0, 0)
         self._thread = threading.Thread(target=self._run, name="palisade-audit-writer", daemon=True)
@@ -99,16 +106,22 @@ class Writer:
             return len(self._batch.entries) + len(self._writing.entries)
 
     def submit(self, entry: Entry) -> Record | None:
-        """Queue ``entry``; in sync mode wait until it is committed and return it as sealed."""
+        """Queue ``entry``; in sync mode return it as sealed once it is committed."""
         with self._lock:
             self._admit()
             batch = self._batch
             index = len(batch.entries)
             batch.entries.append(entry)
-            self._work.notify()
-        if not self._durable:
-            return None
-        batch.done.wait()
+            if not self._durable:
+                self._work.notify()
+                return None
+            while self._busy and not batch.finished:
+                self._turn.wait()
+            if not batch.finished:
+                self._busy = True
+                self._take()
+        if not batch.finished:
+            self._write_turn(batch)
         result = batch.results[index]
         if isinstance(result, Record):
             return result
@@ -134,7 +147,8 @@ class Writer:
                 return
             self._space.wait()
 
-    def _ready(self) -> bool:
+    def _due(self) -> bool:
+        """Whether the background thread has work: async records, a checkpoint, a retry, or closing."""
         if self._closing:
             return True
         now = time.monotonic()
@@ -154,7 +168,27 @@ class Writer:
         self._space.notify_all()
         return self._writing
 
-    # the writer thread
+    def _release(self) -> None:
+        self._busy = False
+        self._writing = _Batch()
+        self._turn.notify_all()
+        if self._rearm or self._due():  # a checkpoint timer to set, or work that waited for the turn
+            self._rearm = False
+            self._work.notify()
+
+    # whoever holds the turn
+
+    def _write_turn(self, batch: _Batch) -> None:
+        """Write ``batch`` (taken with the turn), sign a checkpoint if one is due, give the turn back."""
+        try:
+            self._write(batch)
+            if self._healthy and self._unsigned and time.monotonic() >= self._next_checkpoint:
+                self._checkpoint()
+        finally:
+            with self._lock:
+                self._release()
+
+    # the background thread
 
     def _run(self) -> None:
         try:
@@ -169,16 +203,21 @@ class Writer:
     def _step(self) -> bool:
         """One round: write a batch (or probe, or checkpoint). False once closing and nothing is left."""
         with self._lock:
-            while not self._ready():
+            while self._busy or not self._due():
                 self._work.wait(self._timeout())
+            self._busy = True
             batch = self._take()
             closing = self._closing
-        if batch.entries:
-            self._write(batch)
-        elif not self._healthy:
-            self._probe()
-        if self._healthy and self._unsigned and (closing or time.monotonic() >= self._next_checkpoint):
-            self._checkpoint()
+        try:
+            if batch.entries:
+                self._write(batch)
+            elif not self._healthy:
+                self._probe()
+            if self._healthy and self._unsigned and (closing or time.monotonic() >= self._next_checkpoint):
+                self._checkpoint()
+        finally:
+            with self._lock:
+                self._release()
         with self._lock:
             return not closing or (self._healthy and bool(self._batch.entries))
 
@@ -194,6 +233,7 @@ class Writer:
         self._count(transactions=1, records=written)
         if written and not self._unsigned:
             self._next_checkpoint = time.monotonic() + self._config.checkpoint_every_seconds
+            self._rearm = True
         self._unsigned = self._unsigned or bool(written)
         self._finish(batch, results)
         if checkpoint is not None:
@@ -208,10 +248,10 @@ class Writer:
             self._writing = _Batch()
 
     def _finish(self, batch: _Batch, results: list[Record | AuditError]) -> None:
-        batch.results = results
         with self._lock:
-            self._writing = _Batch()
-        batch.done.set()
+            batch.results = results
+            batch.finished = True
+            self._turn.notify_all()
 
     def _probe(self) -> None:
         try:
@@ -278,6 +318,8 @@ class Writer:
             was_healthy, self._healthy, self._problem = self._healthy, False, problem
             self._next_retry = time.monotonic() + self._config.retry_every_seconds
             self._space.notify_all()
+            self._turn.notify_all()
+            self._work.notify()
         if was_healthy and self._on_health is not None:
             self._on_health(False)
 
@@ -294,15 +336,13 @@ class Writer:
         """Release every caller still waiting (records a failure left unwritten), then the database."""
         with self._lock:
             self._closing = True
-            left = [b for b in (self._writing, self._batch) if b.entries and not b.done.is_set()]
+            left = [b for b in (self._writing, self._batch) if b.entries and not b.finished]
             self._writing, self._batch = _Batch(), _Batch()
             self._space.notify_all()
         for batch in left:
             log.error("audit log closed with %d record(s) not written: %s", len(batch.entries), self._problem)
-            batch.results = batch.unavailable(
-                f"the audit log closed before the record was written: {self._problem}"
-            )
-            batch.done.set()
+            message = f"the audit log closed before the record was written: {self._problem}"
+            self._finish(batch, batch.unavailable(message))
         if self._store is not None:
             with suppress(sqlite3.Error):
                 self._store.close()

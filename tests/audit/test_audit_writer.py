@@ -11,7 +11,7 @@ from audit_helpers import decide, fill, make_log, open_log, request, verify, wai
 from engine.audit import AuditLog, AuditPaths, DuplicateDecision, Record
 from engine.audit.chain import Chain
 from engine.audit.keys import load_or_create_digester, load_or_create_signer
-from engine.audit.record import build_entry
+from engine.audit.record import Entry, build_entry
 from engine.audit.store import Store
 from engine.ids import new_id
 
@@ -119,6 +119,46 @@ def test_a_duplicate_within_one_batch_takes_no_place_in_the_chain(tmp_path: Path
     assert isinstance(results[1], DuplicateDecision)
     assert [r.seq for r in results if isinstance(r, Record)] == [2, 3]
     assert verify(tmp_path).ok
+
+
+def _chain_and_store(log_dir: Path) -> tuple[Chain, Store]:
+    paths = AuditPaths.of(log_dir)
+    store = Store.open_writer(paths.database, full_sync=True)
+    return Chain(load_or_create_signer(paths.signing_key), "test-log", 100), store
+
+
+def _entries(log_dir: Path, decision_ids: list[str]) -> list[Entry]:
+    decision, req = decide(request())
+    digester = load_or_create_digester(AuditPaths.of(log_dir).hmac_key)
+    return [build_entry(decision, req, decision_id, digester) for decision_id in decision_ids]
+
+
+def test_a_duplicate_in_a_later_batch_is_refused_and_the_rest_placed_after_the_head(tmp_path: Path) -> None:
+    make_log(tmp_path, 1)
+    chain, store = _chain_and_store(tmp_path)
+    first = new_id()
+    chain.append(store, _entries(tmp_path, [first]))  # the chain now remembers the head it wrote
+    results, _ = chain.append(store, _entries(tmp_path, [new_id(), first, new_id()]))
+    store.close()
+    assert isinstance(results[1], DuplicateDecision)
+    assert [r.seq for r in results if isinstance(r, Record)] == [3, 4]
+    assert verify(tmp_path).ok
+
+
+def test_a_head_moved_by_another_writer_is_read_again_even_when_no_seq_collides(tmp_path: Path) -> None:
+    make_log(tmp_path, 1)
+    mine, store = _chain_and_store(tmp_path)
+    other, other_store = _chain_and_store(tmp_path)
+    mine.append(store, _entries(tmp_path, [new_id()]))  # remembers head 2
+    other.append(other_store, _entries(tmp_path, [new_id(), new_id()]))  # head 4
+    for table in ("records", "record_rules"):  # seqs 3 and 4 free again
+        other_store.conn.execute(f"DELETE FROM {table} WHERE seq > 2")
+    other_store.close()
+    results, _ = mine.append(store, _entries(tmp_path, [new_id()]))
+    head = store.head()
+    store.close()
+    assert [r.seq for r in results if isinstance(r, Record)] == [5]
+    assert head.size == 5 and isinstance(results[0], Record) and head.last_hash == results[0].hash
 
 
 def test_a_checkpoint_is_signed_within_the_interval_when_records_wait(tmp_path: Path) -> None:
