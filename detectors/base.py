@@ -43,12 +43,33 @@ class DetectorResult:
 EMPTY_RESULT = DetectorResult()
 
 
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A model that a detector's findings come from: its name and exact version.
+
+    ``version`` is what pins it: ``sha256:<hex>`` of an ONNX file, or an installed package's version.
+    """
+
+    name: str
+    version: str
+
+
+def models_of(detector: object) -> tuple[ModelVersion, ...]:
+    """The models a detector runs on (its ``models`` attribute); none for a pattern detector."""
+    models = getattr(detector, "models", ())
+    return tuple(m for m in models if isinstance(m, ModelVersion)) if isinstance(models, tuple) else ()
+
+
 class DetectorError(Exception):
     """A detector could not produce a result (bad input, timeout, model failure)."""
 
 
 class Detector(Protocol):
-    """A configured detector instance: stateless per call, safe to share across threads."""
+    """A configured detector instance: stateless per call, safe to share across threads.
+
+    A detector backed by a model also has ``models: tuple[ModelVersion, ...]``, the models (and their
+    versions) that its findings come from, fixed when it is built (read with ``models_of``).
+    """
 
     def detect(self, text: str) -> DetectorResult:
         """Scan ``text``; raise DetectorError when no trustworthy result can be given."""

@@ -12,8 +12,8 @@ import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 from tokenizers import Encoding, Tokenizer
 
-from detectors.base import DetectorError, DetectorResult, Finding
-from detectors.catalogue import ModelError, ModelInfo, resolve, verify
+from detectors.base import DetectorError, DetectorResult, Finding, ModelVersion
+from detectors.catalogue import ModelError, ModelInfo, file_sha256, resolve, verify
 from detectors.specs import ClassifierParams, DetectorSettings
 
 BATCH = 16  # windows per session run: enough for ~8,000 characters at once, bounded memory
@@ -78,6 +78,10 @@ class ClassifierDetector:
             info = resolve(params.model)
             verify(info, params.sha256)
             self._session = session(info, settings.classifier_threads)
+            # the model that findings come from: its name and the digest of the file loaded (the
+            # pinned one, since verify passed; memoised, so not read twice)
+            digest = "sha256:" + file_sha256(info.onnx_path)
+            self.models: tuple[ModelVersion, ...] = (ModelVersion(info.name, digest),)
         except ModelError as exc:
             raise DetectorError(str(exc)) from exc
         except Exception as exc:  # onnxruntime's own errors: a corrupt or unsupported model file

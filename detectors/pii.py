@@ -6,6 +6,7 @@ import bisect
 import contextlib
 import functools
 import importlib
+import importlib.metadata
 import logging
 import os
 import re
@@ -38,7 +39,7 @@ from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.tokens import Doc
 
-from detectors.base import DetectorError, DetectorResult, Finding
+from detectors.base import DetectorError, DetectorResult, Finding, ModelVersion
 from detectors.specs import PII_NER_ENTITIES, PII_PATTERN_ENTITIES, DetectorSettings, PiiParams
 from detectors.textscan import MAX_FINDINGS
 
@@ -619,6 +620,12 @@ def _ner_engine(model: str, entities_only: bool = False) -> Any:
     return engine
 
 
+@functools.cache
+def presidio_version() -> ModelVersion:
+    """The installed presidio-analyzer, whose recognizers (patterns, context words, scores) `pii` runs."""
+    return ModelVersion("presidio-analyzer", importlib.metadata.version("presidio-analyzer"))
+
+
 class _Ner:
     """PERSON, LOCATION and NRP from the spaCy model's entities, scored as presidio scores them."""
 
@@ -626,6 +633,8 @@ class _Ner:
         self.engine = _ner_engine(model, entities_only=True)
         self.recognizer = SpacyRecognizer(supported_language=LANGUAGE, supported_entities=list(entities))
         self.index = index
+        # the package name as configured, and the version of the pipeline actually loaded
+        self.model = ModelVersion(model, str(self.engine.nlp[LANGUAGE].meta.get("version", "")))
 
     def run(self, text: str, timeout_s: float) -> list[Raw]:
         with _NER_LOCK:  # a spaCy pipeline is not documented as thread-safe
@@ -652,9 +661,13 @@ class PiiDetector:
         self._contexts: list[tuple[str, ...]] = [
             tuple(r.context or ()) + tuple(params.context) for r in recognized
         ]
+        # the models findings come from: presidio's recognizers, and the spaCy pipeline with NER
+        self.models: tuple[ModelVersion, ...] = (presidio_version(),)
         if ner and settings.pii_nlp_model:
-            self._runners.append(_Ner(settings.pii_nlp_model, ner, len(recognized)))
+            named = _Ner(settings.pii_nlp_model, ner, len(recognized))
+            self._runners.append(named)
             self._contexts.append(tuple(params.context))
+            self.models += (named.model,)
         self._wanted = frozenset(params.entities)
         self._stop = stop_words() - {w.lower() for phrase in params.context for w in phrase.split()}
         self._min_score = params.min_score

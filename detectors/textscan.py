@@ -1,8 +1,9 @@
-"""Timed regex scanning shared by the regex-based detectors."""
+"""Timed regex scanning shared by the regex-based detectors, and screens that rule a pattern out first."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import string
+from collections.abc import Callable, Collection, Iterator
 
 import regex
 
@@ -18,6 +19,196 @@ def finditer_timed(pattern: regex.Pattern[str], text: str, timeout_s: float) -> 
     short is never passed off as a clean result.
     """
     try:
-        yield from pattern.finditer(text, concurrent=True, timeout=timeout_s)
+        # finditer(string, pos, endpos, overlapped, concurrent, partial, timeout), as regex.finditer
+        # calls it: positional arguments are cheaper than keywords
+        yield from pattern.finditer(text, None, None, False, True, False, timeout_s)
     except TimeoutError as exc:
         raise DetectorError(f"regex timed out after {timeout_s:g}s") from exc
+
+
+# Screens: a substring test that rules a pattern out before the regex engine runs.
+#
+# A screen returns False only when no match is possible: the text holds none of the literals that
+# every match of the pattern contains. It is exact, never a guess. Case-insensitive patterns are
+# screened on ASCII text with ASCII literals only: the regex module also matches "k" to the Kelvin
+# sign (U+212A), "i" to U+0130, "s" to the long s (U+017F), which a lowercased substring test misses.
+
+Screen = Callable[[str], bool]
+
+MAX_NEEDLES = 16  # a substring test per needle: more than this, and the regex is run as it is
+
+
+def needle_screen(needles: Collection[str], ignore_case: bool) -> Screen | None:
+    """A screen for a pattern each of whose matches contains one of ``needles``; None when it has none."""
+    words = tuple(sorted(set(needles)))
+    if not words or len(words) > MAX_NEEDLES or not all(words):
+        return None
+    if not ignore_case:
+        if len(words) == 1:
+            (word,) = words
+            return lambda text: word in text
+        return lambda text: any(map(text.__contains__, words))
+    if not all(w.isascii() for w in words):
+        return None
+    lowered = tuple(sorted({w.lower() for w in words}))
+    if len(lowered) == 1:
+        (low,) = lowered
+        return lambda text: not text.isascii() or low in text.lower()
+    return lambda text: not text.isascii() or any(map(text.lower().__contains__, lowered))
+
+
+def literal_screen(pattern: str) -> Screen | None:
+    """A screen for a regex pattern (compiled with no flags), from the literals every match contains.
+
+    None when the pattern needs no literal, or uses syntax outside the subset that _Literals reads.
+    """
+    found = required_literals(pattern)
+    return None if found is None else needle_screen(*found)
+
+
+_FLAGS = regex.compile(r"\(\?([ims]+)\)")  # leading global flags that leave literals as they are
+_COUNT = regex.compile(r"\{(\d*)(?:,\d*)?\}")  # {m}, {m,}, {m,n}, {,n}; not fuzzy constraints
+_OPAQUE_ESCAPES = frozenset("AZbBdDsSwWntrf")  # a class, an anchor or a control character
+_LITERAL_ESCAPES = frozenset(string.punctuation + " ")  # the character itself
+_SPECIAL = frozenset(".^$*+?{}[]()|\\")
+
+
+class _Unsupported(Exception):
+    """Syntax that _Literals does not read: the pattern gets no screen."""
+
+
+def required_literals(pattern: str) -> tuple[frozenset[str], bool] | None:
+    """Literals one of which occurs in every match of ``pattern``, and whether case is ignored.
+
+    It reads a subset of the regex module's (version 0) syntax: literal characters, escapes,
+    classes, ``.``, anchors, capturing and ``(?:...)`` groups, alternation, quantifiers, and leading
+    ``(?i)``, ``(?m)``, ``(?s)``. Anything else (lookarounds, other flags, backreferences, fuzzy
+    matching, POSIX classes) gives None.
+    """
+    flags = _FLAGS.match(pattern)
+    ignore_case = flags is not None and "i" in flags[1]
+    parser = _Literals(pattern, flags.end() if flags else 0, ignore_case)
+    try:
+        needles = parser.alternation()
+    except (_Unsupported, RecursionError):
+        return None
+    if parser.i != len(pattern) or needles is None or not parser.usable(needles):
+        return None  # an unmatched ")", or nothing needed
+    return needles, ignore_case
+
+
+class _Literals:
+    """Recursive descent over a pattern: the needles that a branch, group or sequence requires."""
+
+    def __init__(self, pattern: str, start: int, ignore_case: bool) -> None:
+        self.p, self.i, self.ignore_case = pattern, start, ignore_case
+
+    def peek(self) -> str:
+        return self.p[self.i : self.i + 1]
+
+    def usable(self, needles: frozenset[str]) -> bool:
+        return len(needles) <= MAX_NEEDLES and (not self.ignore_case or all(n.isascii() for n in needles))
+
+    def alternation(self) -> frozenset[str] | None:
+        """Branches up to ")" or the end: every match holds a needle of its branch, if each has some."""
+        branches = [self.sequence()]
+        while self.peek() == "|":
+            self.i += 1
+            branches.append(self.sequence())
+        if any(b is None for b in branches):
+            return None
+        return frozenset().union(*(b for b in branches if b is not None))
+
+    def sequence(self) -> frozenset[str] | None:
+        """Items up to "|", ")" or the end: the best needle set that one of them requires."""
+        found: list[frozenset[str]] = []
+        run = ""  # consecutive literal characters, each matched exactly once
+        while self.peek() not in ("", "|", ")"):
+            needles, char = self.atom()
+            least = self.quantifier()
+            if char and least is None:
+                run += char
+                continue
+            if run:
+                found.append(frozenset([run]))
+                run = ""
+            if needles is not None and least != 0:
+                found.append(needles)
+        if run:
+            found.append(frozenset([run]))
+        usable = [f for f in found if self.usable(f)]
+        return max(usable, key=_score) if usable else None
+
+    def atom(self) -> tuple[frozenset[str] | None, str]:
+        """One item: (the needles a group requires, or None; the literal character, or "")."""
+        char = self.peek()
+        self.i += 1
+        if char == "(":
+            if self.peek() == "?":
+                if not self.p.startswith("?:", self.i):
+                    raise _Unsupported  # lookarounds, named and atomic groups, flags, conditionals
+                self.i += 2
+            needles = self.alternation()
+            if self.peek() != ")":
+                raise _Unsupported
+            self.i += 1
+            return needles, ""
+        if char == "[":
+            self.skip_class()
+            return None, ""
+        if char == "\\":
+            escaped = self.peek()
+            self.i += 1
+            if escaped in _OPAQUE_ESCAPES:
+                return None, ""
+            if escaped in _LITERAL_ESCAPES:
+                return None, escaped
+            raise _Unsupported  # \x41, \p{L}, backreferences, named lists, ...
+        if char in (".", "^", "$"):
+            return None, ""
+        if char in _SPECIAL:
+            raise _Unsupported  # a quantifier with nothing to repeat, a stray "]" or "}"
+        return None, char
+
+    def quantifier(self) -> int | None:
+        """The least number of repeats of the quantifier that follows, or None when there is none."""
+        char = self.peek()
+        if char in ("?", "*", "+"):
+            self.i += 1
+            least = 1 if char == "+" else 0
+        elif char == "{":
+            count = _COUNT.match(self.p, self.i)
+            if count is None:
+                raise _Unsupported  # fuzzy matching, or a brace that is not a count
+            self.i = count.end()
+            least = int(count[1] or 0)
+        else:
+            return None
+        if self.peek() in ("?", "+"):  # lazy or possessive
+            self.i += 1
+        if self.peek() in ("?", "*", "+", "{"):
+            raise _Unsupported
+        return least
+
+    def skip_class(self) -> None:
+        """Past the "]" of a class (``[^]a-z]``: a "]" first is a member)."""
+        i = self.i + (self.p.startswith("^", self.i))
+        i += self.p.startswith("]", i)
+        while i < len(self.p):
+            char = self.p[i]
+            if char == "\\":
+                i += 2
+                continue
+            if char == "[":
+                raise _Unsupported  # POSIX classes, nested sets
+            if char == "]":
+                self.i = i + 1
+                return
+            i += 1
+        raise _Unsupported
+
+
+def _score(needles: frozenset[str]) -> tuple[int, int, int]:
+    """Needles of three characters or more, then fewer of them (a substring test each), then longer."""
+    shortest = min(len(n) for n in needles)
+    return min(shortest, 3), -len(needles), shortest

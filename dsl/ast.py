@@ -191,12 +191,14 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """A ruleset header line (owner, budget, default, on error), kept with its span."""
+    """A ruleset header line (owner, budget, default, on error, audit ...), kept with its span."""
 
     key: str
-    value: str | Duration | Action
+    value: str | int | float | Duration | Action
     span: Span
-    detail: str = ""  # the percentile for ``budget``
+    detail: str = ""  # the percentile for ``budget``, the option for ``audit`` ("excerpts")
+    detail_span: Span | None = None  # where ``detail`` is written, when the setting has one
+    value_span: Span | None = None  # where a number value is written (``audit excerpts 200``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,11 @@ from dsl.diagnostics import Diagnostic, Severity, Span
 from dsl.loader import Loader
 from dsl.types import ROOT_FIELDS, Stage
 
+# `audit excerpts N`: characters of each message (and of the tool arguments) kept, masked, in the
+# audit record. An excerpt is context for an auditor, not a copy of the conversation.
+MAX_EXCERPT_CHARS = 1000
+AUDIT_OPTIONS = ("excerpts",)
+
 # Stage 1: parse
 
 
@@ -40,6 +45,7 @@ def resolve_stage(c: Compilation) -> None:
     _check_unique(c, [(r.name, r.name_span) for r in body.rules], "rule")
     _check_unique(c, [(s.key, s.span) for s in body.settings], "setting")
     _check_budget(c)
+    _check_audit(c)
     for rule in body.rules:
         for name, span in rule.stages:
             if name not in Stage.__members__.values():
@@ -62,6 +68,29 @@ def _check_budget(c: Compilation) -> None:
     if budget is not None and budget.detail != "p95":
         hint = "write `budget p95 25ms`"
         c.error("P503", f"budgets are set on p95, not `{budget.detail}`", budget.span, hint)
+
+
+def _check_audit(c: Compilation) -> None:
+    assert c.body is not None
+    for setting in c.body.settings:
+        if not setting.key.startswith("audit "):
+            continue
+        where = setting.detail_span or setting.span
+        if setting.detail not in AUDIT_OPTIONS:
+            hint = suggest(setting.detail, AUDIT_OPTIONS) or "write `audit excerpts 200`"
+            c.error("P505", f"unknown audit setting `{setting.detail}`", where, hint)
+            continue
+        value, where = setting.value, setting.value_span or setting.span
+        hint = f"write a whole number of characters per message from 1 to {MAX_EXCERPT_CHARS}"
+        if not isinstance(value, int) or isinstance(value, bool):
+            c.error("P505", f"`audit excerpts` takes a whole number of characters, not {value}", where, hint)
+        elif value < 1:
+            hint = "leave the line out to record no excerpt at all (the default)"
+            c.error("P505", f"`audit excerpts` must be at least 1 character, not {value}", where, hint)
+        elif value > MAX_EXCERPT_CHARS:
+            message = f"`audit excerpts` keeps at most {MAX_EXCERPT_CHARS} characters a message, not {value}"
+            hint = "an excerpt gives an auditor context; it is not a copy of the conversation"
+            c.error("P505", message, where, hint)
 
 
 # Stage 3: check detectors

@@ -54,6 +54,7 @@ CODES: dict[str, str] = {
     "P502": "rule cannot run on its stages",
     "P503": "invalid budget",
     "P504": "redaction needs detectors",
+    "P505": "invalid audit setting",
     "P600": "import not found",
     "P601": "import cycle",
     "P602": "imported file is not a library",

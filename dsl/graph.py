@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from detectors.specs import SPECS
 from dsl import ast, ir
 from dsl.compilation import Compilation, TypedRule
 from dsl.types import STRING, Outcome, Stage
@@ -18,6 +19,8 @@ _OUTCOMES = {
 DEFAULT_ON_ERROR = ir.ActionNode(Outcome.BLOCK, "a detector failed (fail closed)")
 DEFAULT_OUTCOME = ir.ActionNode(Outcome.ALLOW)
 CONTENT = ir.Field(("content",), STRING)
+# Masking audit excerpts scans each Check's content with the pii and secrets detectors
+EXCERPT_MASKING_COST_US = SPECS["pii"].cost_us + SPECS["secrets"].cost_us
 
 
 def build_graph_stage(c: Compilation) -> None:
@@ -25,7 +28,8 @@ def build_graph_stage(c: Compilation) -> None:
     builder = _GraphBuilder(c)
     rules = tuple(builder.rule(typed) for typed in c.typed_rules)
     default, on_error, owner = c.setting("default"), c.setting("on error"), c.setting("owner")
-    budget = c.setting("budget")
+    budget, excerpts = c.setting("budget"), c.setting("audit excerpts")
+    excerpt_chars = excerpts.value if excerpts and isinstance(excerpts.value, int) else 0
     c.graph = ir.Graph(
         name=c.body.name,
         version=c.body.version,
@@ -36,6 +40,8 @@ def build_graph_stage(c: Compilation) -> None:
         detectors=builder.nodes(),
         rules=rules,
         files=tuple(c.sources),
+        audit_excerpts=excerpt_chars,
+        audit_cost_us=EXCERPT_MASKING_COST_US if excerpt_chars else 0,
     )
 
 

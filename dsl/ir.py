@@ -277,16 +277,24 @@ class Graph:
     rules: tuple[RuleNode, ...]
     files: tuple[str, ...] = field(compare=False)
     content_hash: str = ""
+    # `audit excerpts N`: characters per message kept, masked, in each audit record (0: no excerpt),
+    # and the estimated cost of masking them (the pii and secrets scans)
+    audit_excerpts: int = 0
+    audit_cost_us: int = 0
 
     @property
     def estimated_cost_us(self) -> int:
-        return sum(node.cost_us for node in self.detectors.values()) + sum(
-            rule.cost_us for rule in self.rules
+        return (
+            sum(node.cost_us for node in self.detectors.values())
+            + sum(rule.cost_us for rule in self.rules)
+            + self.audit_cost_us
         )
 
     def canonical(self) -> dict[str, Any]:
         """The semantic content of the graph, without spans or file names."""
-        return {
+        # audit_excerpts only when set, so graphs without it keep the hashes they always had
+        audit = {"audit_excerpts": self.audit_excerpts} if self.audit_excerpts else {}
+        return audit | {
             "name": self.name,
             "version": self.version,
             "owner": self.owner,

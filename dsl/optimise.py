@@ -124,6 +124,8 @@ def _check_budget(c: Compilation, graph: ir.Graph) -> None:
     if estimate > graph.budget_p95_us:
         heavy = sorted(graph.detectors.values(), key=lambda n: -n.cost_us)[:3]
         listed = ", ".join(f"{n.id} ~{n.cost_us}us" for n in heavy)
+        if graph.audit_cost_us:
+            listed += f"; masking the audit excerpts ~{graph.audit_cost_us}us"
         message = (
             f"the estimated cost of one Check is {estimate}us, over the p95 budget of {graph.budget_p95_us}us"
         )

@@ -208,6 +208,17 @@ class _Builder(Transformer[Token, ast.Module]):
         percentile, duration = children
         return ast.Setting("budget", self._duration(duration), self._span(meta), str(percentile))
 
+    def audit(self, meta: Meta, children: list[Token]) -> ast.Setting:
+        option, number = children
+        return ast.Setting(
+            f"audit {option}",
+            self._number(number),
+            self._span(meta),
+            str(option),
+            detail_span=self._tok(option),
+            value_span=self._tok(number),
+        )
+
     def default(self, meta: Meta, children: list[ast.Action]) -> ast.Setting:
         return ast.Setting("default", children[0], self._span(meta))
 

@@ -36,6 +36,7 @@ def to_text(graph: ir.Graph) -> str:
         f"ruleset {graph.name} {graph.version}  {graph.content_hash}",
         f"  budget p95 {format_duration(graph.budget_p95_us)}, estimated {graph.estimated_cost_us}us",
         f"  default {_action(graph.default)}; on error {_action(graph.on_error)}",
+        *([f"  audit excerpts {graph.audit_excerpts} (masked)"] if graph.audit_excerpts else []),
         "  detectors:",
     ]
     for node in sorted(graph.detectors.values(), key=lambda n: (n.cost_class, n.id)):

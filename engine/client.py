@@ -41,6 +41,14 @@ class MatchedRule:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """A model that findings come from: ``sha256:<hex>`` of an ONNX file, or a package's version."""
+
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A detector finding: where (code point offsets in the scanned text), never what."""
 
@@ -50,6 +58,7 @@ class Finding:
     score: float
     start: int
     end: int
+    models: tuple[ModelVersion, ...] = ()  # for model-backed detectors (classifier, pii); else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,8 @@ class Timings:
     evaluation_us: float = 0.0
     server_us: float = 0.0
     detector_us: Mapping[str, float] = field(default_factory=dict)
+    detector_cache_hits: int = 0  # texts whose detector result came from the cross-request cache
+    detector_cache_misses: int = 0  # texts that cached detectors scanned (and then cached)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,13 +285,28 @@ def result_from_proto(msg: pb.CheckResponse) -> CheckResult:
         ),
         reasons=tuple(msg.reasons),
         default_applied=msg.default_applied,
-        findings=tuple(Finding(f.detector, f.kind, f.type, f.score, f.start, f.end) for f in msg.findings),
+        findings=tuple(_finding(f) for f in msg.findings),
         redacted=msg.redacted if msg.HasField("redacted") else None,
         fallback=_fallback(msg.fallback) if msg.HasField("fallback") else None,
         escalation=_escalation(msg.escalation) if msg.HasField("escalation") else None,
         errors=tuple(EvaluationError(e.source, e.code, e.message, e.rule) for e in msg.errors),
-        timings=Timings(msg.timings.evaluation_us, msg.timings.server_us, dict(msg.timings.detector_us)),
+        timings=_timings(msg.timings),
         request_id=msg.request_id,
+    )
+
+
+def _finding(msg: pb.Finding) -> Finding:
+    models = tuple(ModelVersion(m.name, m.version) for m in msg.models)
+    return Finding(msg.detector, msg.kind, msg.type, msg.score, msg.start, msg.end, models)
+
+
+def _timings(msg: pb.Timings) -> Timings:
+    return Timings(
+        evaluation_us=msg.evaluation_us,
+        server_us=msg.server_us,
+        detector_us=dict(msg.detector_us),
+        detector_cache_hits=msg.detector_cache_hits,
+        detector_cache_misses=msg.detector_cache_misses,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.base import Finding
+from detectors.base import Finding, ModelVersion
 from dsl.ir import ActionNode
 from dsl.types import Outcome
 
@@ -40,6 +40,7 @@ class DetectorReport:
     cached: bool = False  # every text it scanned came from the cross-request cache
     cache_hits: int = 0  # texts (messages) whose result came from the cache
     cache_misses: int = 0  # texts it scanned, then cached
+    models: tuple[ModelVersion, ...] = ()  # what its findings come from; () for a pattern detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class Decision:
                     "end": f.end,
                     "score": f.score,
                 }
+                | ({"models": models_data(r.models)} if r.models else {})
                 for r in self.detectors
                 for f in r.findings
             ],
@@ -128,3 +130,8 @@ class Decision:
     def _cache_summary(self) -> dict[str, Any]:
         hits, misses = self.cache_hits, self.cache_misses
         return {"cache": {"hits": hits, "misses": misses}} if hits or misses else {}
+
+
+def models_data(models: tuple[ModelVersion, ...]) -> list[dict[str, str]]:
+    """Models as plain data, ``[{"name": ..., "version": ...}]``, for summaries and audit records."""
+    return [{"name": m.name, "version": m.version} for m in models]

@@ -11,13 +11,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from detectors.base import Detector, DetectorError, DetectorResult, Finding
+from detectors.base import Detector, DetectorError, DetectorResult, Finding, ModelVersion, models_of
 from detectors.specs import SPECS, CostClass, DetectorSettings
 from dsl import ir
 from dsl.graph import DEFAULT_ON_ERROR
 from dsl.types import STRING, Outcome, Stage
 from engine.decision import Decision, DetectorReport, EvalError, RuleMatch
 from engine.detector_cache import CachedScan, DetectorCache, ScanStats, detector_key, shared_cache
+from engine.excerpts import Excerpter
 from engine.plan import Env, EvalFailure, Fn, RuleFn, SegmentFn, link, link_rules, segments, to_text
 from engine.redaction import Pseudonymizer, redact
 from engine.request import Message, Request
@@ -101,6 +102,7 @@ class _DetectorRun:
     cache_key: str = ""
     split: str = "whole"
     on_content: bool = False  # scans `content`, which joins the messages when there is no `text`
+    models: tuple[ModelVersion, ...] = ()  # the models its findings come from, for the report
 
 
 class Evaluator:
@@ -118,6 +120,8 @@ class Evaluator:
         self.pool = pool
         self.cache = cache if cache is not None else shared_cache(self.settings.cache_bytes)
         self.pseudonym = Pseudonymizer(self.settings.pseudonym_key)
+        # `audit excerpts N`: masks the request's texts for its audit record (None: no excerpts)
+        self.excerpter = Excerpter.for_graph(graph, self.settings, self.cache)
         self.rule_nodes = {rule.name: rule for rule in graph.rules}
         self.rule_order = {rule.name: position for position, rule in enumerate(graph.rules)}
         regexes: dict[str, object] = {}
@@ -220,7 +224,8 @@ def _detector_run(node: ir.DetectorNode, input_fn: Fn, settings: DetectorSetting
     key = detector_key(node.kind, node.params, settings.pii_nlp_model or "") if cached else ""
     split = SPECS[node.kind].split
     detector = _instantiate(node, settings)
-    return _DetectorRun(node, input_fn, detector, node.kind, key, split, node.input == _CONTENT)
+    on_content = node.input == _CONTENT
+    return _DetectorRun(node, input_fn, detector, node.kind, key, split, on_content, models_of(detector))
 
 
 DEFAULT_RULE = "(default)"  # the name an error shows when the default's redaction failed
@@ -298,13 +303,14 @@ class _Run:
 
     def _report(self, node_id: str, findings: tuple[Finding, ...], started: float, error: str = "") -> None:
         elapsed = (time.perf_counter() - started) * 1e6
-        kind = self.ev.detector_runs[node_id].kind
+        run = self.ev.detector_runs[node_id]
+        kind, models = run.kind, run.models
         scan = self.scans.pop(node_id, None) if self.scans else None
         if scan is None:
-            self.reports.append(_new_report(node_id, kind, findings, elapsed, error))
+            self.reports.append(_new_report(node_id, kind, findings, elapsed, error, models=models))
             return
         cached = scan.hits > 0 and scan.misses == 0
-        report = _new_report(node_id, kind, findings, elapsed, error, cached, scan.hits, scan.misses)
+        report = _new_report(node_id, kind, findings, elapsed, error, cached, scan.hits, scan.misses, models)
         self.reports.append(report)
 
     def prefetch(self, rules: tuple[_Rule, ...]) -> None:

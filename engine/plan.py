@@ -11,6 +11,7 @@ import regex
 
 from detectors import textforms
 from detectors.base import DetectorResult
+from detectors.textscan import literal_screen
 from dsl import ir
 from dsl.types import ATTRIBUTES, DYN, STRING, STRINGS
 from engine.request import Message, Request
@@ -354,10 +355,13 @@ def _match(subject: Fn, pattern: str, regexes: dict[str, Any]) -> Fn:
     if compiled is None:
         compiled = regexes[pattern] = regex.compile(pattern)
     search = compiled.search
+    # False when the text lacks every literal that a match needs: the answer without a search (which
+    # then cannot time out either); detectors.textscan.literal_screen
+    screen = literal_screen(pattern)
 
     def matches(env: Env) -> bool:
         text = subject(env)
-        if not isinstance(text, str):
+        if not isinstance(text, str) or (screen is not None and not screen(text)):
             return False
         try:
             # search(string, pos, endpos, concurrent, partial, timeout): positional is cheaper

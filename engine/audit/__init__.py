@@ -9,8 +9,9 @@ Wiring it into a server (``config.audit`` being an ``AuditConfig``, e.g. a ``[au
     ...                                                # AuditUnavailable if the log cannot be opened
     decision_id = new_id()                             # engine.ids: UUIDv7
     decision = evaluator.evaluate(request, timeout_s=...)
+    excerpt = evaluator.excerpter.excerpt(request) if evaluator.excerpter else None  # masked, if asked
     try:
-        audit.append(decision, request, decision_id)   # sync: returns once fsynced (group commit)
+        audit.append(decision, request, decision_id, excerpt=excerpt)  # sync: returns once fsynced
     except AuditUnavailable:
         ...answer by the ruleset's error policy (fail closed): never an unrecorded ALLOW
     ...reply with decision_id

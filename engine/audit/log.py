@@ -19,6 +19,7 @@ from engine.audit.record import Record, build_approval_entry, build_entry
 from engine.audit.store import Store, db_path
 from engine.audit.writer import HealthListener, Writer, WriterStats
 from engine.decision import Decision
+from engine.excerpts import Excerpt
 from engine.ids import new_id
 from engine.request import Request
 
@@ -99,15 +100,23 @@ class AuditLog:
         return self._writer.pending
 
     def append(
-        self, decision: Decision, request: Request, decision_id: str, *, at: datetime | None = None
+        self,
+        decision: Decision,
+        request: Request,
+        decision_id: str,
+        *,
+        at: datetime | None = None,
+        excerpt: Excerpt | None = None,
     ) -> Record | None:
-        """Record ``decision`` on ``request`` under ``decision_id`` (the id the response will carry).
+        """Record ``decision`` on ``request`` under ``decision_id`` (the id the response will carry),
+        with ``excerpt`` (already masked: engine.excerpts) when the ruleset asks for excerpts.
 
         sync durability: returns the sealed record once it is committed and fsynced. async: returns
         None at once. Raises AuditUnavailable when the record cannot be made durable (fail closed),
         DuplicateDecision when ``decision_id`` is already in the log.
         """
-        return self._writer.submit(build_entry(decision, request, decision_id, self._digester, at))
+        entry = build_entry(decision, request, decision_id, self._digester, at, excerpt=excerpt)
+        return self._writer.submit(entry)
 
     def append_approval(
         self, event: str, approval: Mapping[str, Any], *, actor: str, comment: str = "", decision_id: str = ""

@@ -5,11 +5,17 @@ Schema version 1, one JSON object per decision (keys in canonical order):
     approval_id     the approval the caller resumed with, or ""
     decision_id     the id the response carries (UUIDv7)
     default_applied true when no rule matched and the ruleset's default decided
-    detectors       [{node, kind, latency_us, error}] every detector node that ran
+    detectors       [{node, kind, latency_us, error, models?}] every detector node that ran
     digests         {key_id, content, tool_args}: HMAC-SHA-256 (hex) of the content (UTF-8) and of the
                     canonical JSON of the tool arguments (null without a tool call); key_id names the key
     errors          [{source, code, message, rule}] failures that the error policy absorbed
-    findings        [{detector, type, score, start, end}] offsets into the scanned text, never the text
+    excerpt?        only when the ruleset declares `audit excerpts N`: {limit, parts, omitted, error};
+                    parts [{source, role, text, length, truncated}] are the text, the messages (the
+                    last 20; ``omitted`` counts those before) and the tool arguments, each with every
+                    PII and secret replaced by <TYPE>, cut to ``limit`` characters; when masking
+                    failed, ``error`` says why and ``parts`` is empty (no unmasked text, ever)
+    findings        [{detector, type, score, start, end, models?}] offsets into the scanned text, never
+                    the text
     hash            SHA-256 (hex) of the canonical JSON of this object without ``hash``
     latency_us      the evaluation's total time, whole microseconds
     matches         [{rule, arm, outcome, reason, from_error}] every rule that matched
@@ -24,6 +30,12 @@ Schema version 1, one JSON object per decision (keys in canonical order):
     time            when the decision was recorded: RFC 3339, UTC, microseconds ("...T12:00:00.000001Z")
     tool            {name, server} of a tool call, or null
     v               the schema version, 1
+
+``models?`` (the models findings come from, [{name, version}]: a classifier's catalogue name and
+``sha256:<hex>`` of its ONNX file, presidio-analyzer's version, a spaCy model package's version) is
+present only for model-backed detectors, and ``excerpt?`` only when asked for: records without them
+(pattern detectors, rulesets without excerpts, records written before they existed) are as they
+always were, and verify the same way.
 
 Approval transitions are records in the same chain, told apart by ``kind`` (decision records have
 none). Their fields: v, seq, prev_hash, hash, time, decision_id (the transition's own id),
@@ -45,7 +57,8 @@ from typing import Any
 
 from engine.audit.canonical import CanonicalError, canonical_bytes, canonical_json, encode_string
 from engine.audit.keys import Digester
-from engine.decision import Decision
+from engine.decision import Decision, models_data
+from engine.excerpts import Excerpt
 from engine.request import Request
 
 SCHEMA_VERSION = 1
@@ -101,14 +114,23 @@ def format_time(moment: datetime) -> str:
 
 
 def build_entry(
-    decision: Decision, request: Request, decision_id: str, digester: Digester, at: datetime | None = None
+    decision: Decision,
+    request: Request,
+    decision_id: str,
+    digester: Digester,
+    at: datetime | None = None,
+    *,
+    excerpt: Excerpt | None = None,
 ) -> Entry:
-    """The record of ``decision`` on ``request``, ready for the writer. Holds no raw content.
+    """The record of ``decision`` on ``request``, ready for the writer. Holds no raw content: only
+    ``excerpt``, already masked, when the ruleset asks for one.
 
     Raises CanonicalError if a field holds text that is not valid Unicode (a lone surrogate).
     """
     moment = format_time(at or datetime.now(UTC))
     fields = _fields(decision, request, digester) | {"decision_id": decision_id, "time": moment}
+    if excerpt is not None:
+        fields["excerpt"] = excerpt.data()
     rules = tuple(dict.fromkeys(m.rule for m in decision.matches))
     return _entry(fields, ruleset=decision.ruleset, principal=request.principal.id, rules=rules)
 
@@ -219,11 +241,13 @@ def _fields(decision: Decision, request: Request, digester: Digester) -> dict[st
         "skipped_rules": list(decision.skipped_rules),
         "findings": [
             {"detector": r.node, "type": f.type, "score": f.score, "start": f.start, "end": f.end}
+            | ({"models": models_data(r.models)} if r.models else {})
             for r in decision.detectors
             for f in r.findings
         ],
         "detectors": [
             {"node": r.node, "kind": r.kind, "latency_us": round(r.duration_us), "error": r.error}
+            | ({"models": models_data(r.models)} if r.models else {})
             for r in decision.detectors
         ],
         "errors": [

@@ -35,12 +35,13 @@ class WriterStats:
 class _Batch:
     """The records that one transaction commits, and their results once it has."""
 
-    __slots__ = ("entries", "finished", "results")
+    __slots__ = ("entries", "finished", "results", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.Lock) -> None:
         self.entries: list[Entry] = []
         self.results: list[Record | AuditError] = []
         self.finished = False
+        self.waiters = threading.Condition(lock)  # sync callers: finished, or the turn is free to take
 
     def unavailable(self, message: str) -> list[Record | AuditError]:
         return [AuditUnavailable(message) for _ in self.entries]
@@ -74,11 +75,10 @@ class Writer:
         self._durable = config.durability == "sync"
         self._on_health = on_health
         self._lock = threading.Lock()
-        self._turn = threading.Condition(self._lock)  # sync callers: the turn is free or a batch is done
         self._work = threading.Condition(self._lock)  # the background thread: something may be due
         self._space = threading.Condition(self._lock)
-        self._batch = _Batch()
-        self._writing = _Batch()  # the batch in the transaction now being written
+        self._batch = _Batch(self._lock)
+        self._writing: _Batch | None = None  # the batch in the transaction now being written
         self._busy = False  # a thread holds the turn: it alone uses the store
         self._healthy = True
         self._problem = ""
@@ -103,7 +103,7 @@ class Writer:
     def pending(self) -> int:
         """Records submitted and not yet committed (in async mode: what a crash now would lose)."""
         with self._lock:
-            return len(self._batch.entries) + len(self._writing.entries)
+            return len(self._batch.entries) + (len(self._writing.entries) if self._writing else 0)
 
     def submit(self, entry: Entry) -> Record | None:
         """Queue ``entry``; in sync mode return it as sealed once it is committed."""
@@ -116,7 +116,7 @@ class Writer:
                 self._work.notify()
                 return None
             while self._busy and not batch.finished:
-                self._turn.wait()
+                batch.waiters.wait()
             if not batch.finished:
                 self._busy = True
                 self._take()
@@ -164,14 +164,15 @@ class Writer:
         return None
 
     def _take(self) -> _Batch:
-        self._writing, self._batch = self._batch, _Batch()
+        taken = self._writing = self._batch
+        self._batch = _Batch(self._lock)
         self._space.notify_all()
-        return self._writing
+        return taken
 
     def _release(self) -> None:
         self._busy = False
-        self._writing = _Batch()
-        self._turn.notify_all()
+        self._writing = None
+        self._batch.waiters.notify()  # one of the callers whose records gathered meanwhile takes the turn
         if self._rearm or self._due():  # a checkpoint timer to set, or work that waited for the turn
             self._rearm = False
             self._work.notify()
@@ -245,13 +246,13 @@ class Writer:
             return
         with self._lock:  # async: the records were accepted; keep them, in order, for the retry
             self._batch.entries[:0] = batch.entries
-            self._writing = _Batch()
+            self._writing = None
 
     def _finish(self, batch: _Batch, results: list[Record | AuditError]) -> None:
         with self._lock:
             batch.results = results
             batch.finished = True
-            self._turn.notify_all()
+            batch.waiters.notify_all()
 
     def _probe(self) -> None:
         try:
@@ -318,7 +319,6 @@ class Writer:
             was_healthy, self._healthy, self._problem = self._healthy, False, problem
             self._next_retry = time.monotonic() + self._config.retry_every_seconds
             self._space.notify_all()
-            self._turn.notify_all()
             self._work.notify()
         if was_healthy and self._on_health is not None:
             self._on_health(False)
@@ -336,8 +336,8 @@ class Writer:
         """Release every caller still waiting (records a failure left unwritten), then the database."""
         with self._lock:
             self._closing = True
-            left = [b for b in (self._writing, self._batch) if b.entries and not b.finished]
-            self._writing, self._batch = _Batch(), _Batch()
+            left = [b for b in (self._writing, self._batch) if b is not None and b.entries and not b.finished]
+            self._writing, self._batch = None, _Batch(self._lock)
             self._space.notify_all()
         for batch in left:
             log.error("audit log closed with %d record(s) not written: %s", len(batch.entries), self._problem)

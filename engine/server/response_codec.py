@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import timestamp_pb2
 
+from detectors.base import ModelVersion
 from dsl.ir import ActionNode
 from dsl.types import Outcome
 from engine.approvals import Approval
@@ -57,7 +58,15 @@ def response_from_decision(
         reasons=[default.reason] if decision.default_applied and default.reason else list(decision.reasons),
         default_applied=decision.default_applied,
         findings=[
-            pb.Finding(detector=r.node, kind=r.kind, type=f.type, score=f.score, start=f.start, end=f.end)
+            pb.Finding(
+                detector=r.node,
+                kind=r.kind,
+                type=f.type,
+                score=f.score,
+                start=f.start,
+                end=f.end,
+                models=_models(r.models),
+            )
             for r in decision.detectors
             for f in r.findings
         ],
@@ -69,10 +78,18 @@ def response_from_decision(
             for e in decision.errors
         ],
         timings=pb.Timings(
-            evaluation_us=decision.duration_us, server_us=server_us, detector_us=dict(decision.timings_us)
+            evaluation_us=decision.duration_us,
+            server_us=server_us,
+            detector_us=dict(decision.timings_us),
+            detector_cache_hits=decision.cache_hits,
+            detector_cache_misses=decision.cache_misses,
         ),
         request_id=request_id,
     )
+
+
+def _models(models: tuple[ModelVersion, ...]) -> list[pb.ModelVersion]:
+    return [pb.ModelVersion(name=m.name, version=m.version) for m in models]
 
 
 def _fallback(action: ActionNode) -> pb.Fallback:

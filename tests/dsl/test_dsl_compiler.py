@@ -253,6 +253,32 @@ def test_rule_error_policy_overrides_the_ruleset() -> None:
     assert rules["b"].on_error.outcome is Outcome.ALLOW
 
 
+def test_audit_excerpts_is_a_graph_setting_that_costs_a_masking_scan() -> None:
+    plain = compile_source(RULESET)
+    with_excerpts = compile_source(
+        RULESET.replace("  default allow\n", "  default allow\n  audit excerpts 200\n")
+    )
+    assert plain.audit_excerpts == 0 and plain.audit_cost_us == 0
+    assert with_excerpts.audit_excerpts == 200
+    assert with_excerpts.audit_cost_us > 0
+    assert with_excerpts.estimated_cost_us == plain.estimated_cost_us + with_excerpts.audit_cost_us
+    assert with_excerpts.content_hash != plain.content_hash
+    assert "audit_excerpts" not in plain.canonical()  # graphs without it keep the hashes they had
+
+
+def test_masking_excerpts_counts_against_the_budget() -> None:
+    source = (
+        'ruleset t version "1" {\n  budget p95 1ms\n  audit excerpts 100\n'
+        '  rule r on input { when content == "x" then block }\n}'
+    )
+    with pytest.raises(CompileError) as caught:
+        compile_source(source)
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "P700" and diagnostic.span.line == 2
+    assert diagnostic.hint is not None and "masking the audit excerpts" in diagnostic.hint
+    assert compile_source(source.replace("audit excerpts 100\n", "")).audit_excerpts == 0
+
+
 # content hash
 
 

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17palisade/v1/guard.proto\x12\x0bpalisade.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"(\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"T\n\x08ToolCall\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06server\x18\x03 \x01(\t\"\xa5\x01\n\tPrincipal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12:\n\nattributes\x18\x04 \x03(\x0b\x32&.palisade.v1.Principal.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xee\x02\n\x0c\x43heckRequest\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12!\n\x05stage\x18\x03 \x01(\x0e\x32\x12.palisade.v1.Stage\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.palisade.v1.Message\x12\x0c\n\x04text\x18\x05 \x01(\t\x12#\n\x04tool\x18\x06 \x01(\x0b\x32\x15.palisade.v1.ToolCall\x12)\n\tprincipal\x18\x07 \x01(\x0b\x32\x16.palisade.v1.Principal\x12\x39\n\x08metadata\x18\x08 \x03(\x0b\x32\'.palisade.v1.CheckRequest.MetadataEntry\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\n \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x83\x01\n\tRuleMatch\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12%\n\x07outcome\x18\x02 \x01(\x0e\x32\x14.palisade.v1.Outcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03\x61rm\x18\x04 \x01(\x05\x12\x12\n\nfrom_error\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65\x63iding\x18\x06 \x01(\x08\"b\n\x07\x46inding\x12\x10\n\x08\x64\x65tector\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\r\n\x05start\x18\x04 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x05\x12\x0c\n\x04kind\x18\x06 \x01(\t\"Q\n\x08\x46\x61llback\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.palisade.v1.FallbackKind\x12\r\n\x05reply\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"^\n\nEscalation\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x0f\x45valuationError\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"\xa1\x01\n\x07Timings\x12\x15\n\revaluation_us\x18\x01 \x01(\x01\x12\x11\n\tserver_us\x18\x02 \x01(\x01\x12\x39\n\x0b\x64\x65tector_us\x18\x03 \x03(\x0b\x32$.palisade.v1.Timings.DetectorUsEntry\x1a\x31\n\x0f\x44\x65tectorUsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe1\x03\n\rCheckResponse\x12%\n\x07outcome\x18\x01 \x01(\x0e\x32\x14.palisade.v1.Outcome\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x0f\n\x07ruleset\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x05 \x01(\t\x12\'\n\x07matches\x18\x06 \x03(\x0b\x32\x16.palisade.v1.RuleMatch\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_applied\x18\x08 \x01(\x08\x12&\n\x08\x66indings\x18\t \x03(\x0b\x32\x14.palisade.v1.Finding\x12\x15\n\x08redacted\x18\n \x01(\tH\x00\x88\x01\x01\x12\'\n\x08\x66\x61llback\x18\x0b \x01(\x0b\x32\x15.palisade.v1.Fallback\x12+\n\nescalation\x18\x0c \x01(\x0b\x32\x17.palisade.v1.Escalation\x12,\n\x06\x65rrors\x18\r \x03(\x0b\x32\x1c.palisade.v1.EvaluationError\x12%\n\x07timings\x18\x0e \x01(\x0b\x32\x14.palisade.v1.Timings\x12\x12\n\nrequest_id\x18\x0f \x01(\tB\x0b\n\t_redacted*\x82\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_INPUT\x10\x01\x12\x10\n\x0cSTAGE_OUTPUT\x10\x02\x12\x13\n\x0fSTAGE_TOOL_CALL\x10\x03\x12\x15\n\x11STAGE_TOOL_RESULT\x10\x04\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x05*t\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_ALLOW\x10\x01\x12\x11\n\rOUTCOME_BLOCK\x10\x02\x12\x14\n\x10OUTCOME_FALLBACK\x10\x03\x12\x14\n\x10OUTCOME_ESCALATE\x10\x04*y\n\x0c\x46\x61llbackKind\x12\x1d\n\x19\x46\x41LLBACK_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46\x41LLBACK_KIND_REPLY\x10\x01\x12\x17\n\x13\x46\x41LLBACK_KIND_MODEL\x10\x02\x12\x18\n\x14\x46\x41LLBACK_KIND_REDACT\x10\x03\x32G\n\x05Guard\x12>\n\x05\x43heck\x12\x19.palisade.v1.CheckRequest\x1a\x1a.palisade.v1.CheckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17palisade/v1/guard.proto\x12\x0bpalisade.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"(\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"T\n\x08ToolCall\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06server\x18\x03 \x01(\t\"\xa5\x01\n\tPrincipal\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12:\n\nattributes\x18\x04 \x03(\x0b\x32&.palisade.v1.Principal.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xee\x02\n\x0c\x43heckRequest\x12\x0f\n\x07ruleset\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12!\n\x05stage\x18\x03 \x01(\x0e\x32\x12.palisade.v1.Stage\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.palisade.v1.Message\x12\x0c\n\x04text\x18\x05 \x01(\t\x12#\n\x04tool\x18\x06 \x01(\x0b\x32\x15.palisade.v1.ToolCall\x12)\n\tprincipal\x18\x07 \x01(\x0b\x32\x16.palisade.v1.Principal\x12\x39\n\x08metadata\x18\x08 \x03(\x0b\x32\'.palisade.v1.CheckRequest.MetadataEntry\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\n \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x83\x01\n\tRuleMatch\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12%\n\x07outcome\x18\x02 \x01(\x0e\x32\x14.palisade.v1.Outcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0b\n\x03\x61rm\x18\x04 \x01(\x05\x12\x12\n\nfrom_error\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65\x63iding\x18\x06 \x01(\x08\"-\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\x8d\x01\n\x07\x46inding\x12\x10\n\x08\x64\x65tector\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\r\n\x05start\x18\x04 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x05\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12)\n\x06models\x18\x07 \x03(\x0b\x32\x19.palisade.v1.ModelVersion\"Q\n\x08\x46\x61llback\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.palisade.v1.FallbackKind\x12\r\n\x05reply\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"^\n\nEscalation\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x02 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x0f\x45valuationError\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"\xdd\x01\n\x07Timings\x12\x15\n\revaluation_us\x18\x01 \x01(\x01\x12\x11\n\tserver_us\x18\x02 \x01(\x01\x12\x39\n\x0b\x64\x65tector_us\x18\x03 \x03(\x0b\x32$.palisade.v1.Timings.DetectorUsEntry\x12\x1b\n\x13\x64\x65tector_cache_hits\x18\x04 \x01(\x05\x12\x1d\n\x15\x64\x65tector_cache_misses\x18\x05 \x01(\x05\x1a\x31\n\x0f\x44\x65tectorUsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe1\x03\n\rCheckResponse\x12%\n\x07outcome\x18\x01 \x01(\x0e\x32\x14.palisade.v1.Outcome\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x02 \x01(\t\x12\x0f\n\x07ruleset\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x05 \x01(\t\x12\'\n\x07matches\x18\x06 \x03(\x0b\x32\x16.palisade.v1.RuleMatch\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_applied\x18\x08 \x01(\x08\x12&\n\x08\x66indings\x18\t \x03(\x0b\x32\x14.palisade.v1.Finding\x12\x15\n\x08redacted\x18\n \x01(\tH\x00\x88\x01\x01\x12\'\n\x08\x66\x61llback\x18\x0b \x01(\x0b\x32\x15.palisade.v1.Fallback\x12+\n\nescalation\x18\x0c \x01(\x0b\x32\x17.palisade.v1.Escalation\x12,\n\x06\x65rrors\x18\r \x03(\x0b\x32\x1c.palisade.v1.EvaluationError\x12%\n\x07timings\x18\x0e \x01(\x0b\x32\x14.palisade.v1.Timings\x12\x12\n\nrequest_id\x18\x0f \x01(\tB\x0b\n\t_redacted*\x82\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_INPUT\x10\x01\x12\x10\n\x0cSTAGE_OUTPUT\x10\x02\x12\x13\n\x0fSTAGE_TOOL_CALL\x10\x03\x12\x15\n\x11STAGE_TOOL_RESULT\x10\x04\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x05*t\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_ALLOW\x10\x01\x12\x11\n\rOUTCOME_BLOCK\x10\x02\x12\x14\n\x10OUTCOME_FALLBACK\x10\x03\x12\x14\n\x10OUTCOME_ESCALATE\x10\x04*y\n\x0c\x46\x61llbackKind\x12\x1d\n\x19\x46\x41LLBACK_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46\x41LLBACK_KIND_REPLY\x10\x01\x12\x17\n\x13\x46\x41LLBACK_KIND_MODEL\x10\x02\x12\x18\n\x14\x46\x41LLBACK_KIND_REDACT\x10\x03\x32G\n\x05Guard\x12>\n\x05\x43heck\x12\x19.palisade.v1.CheckRequest\x1a\x1a.palisade.v1.CheckResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,12 +39,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_TIMINGS_DETECTORUSENTRY']._loaded_options = None
   _globals['_TIMINGS_DETECTORUSENTRY']._serialized_options = b'8\001'
-  _globals['_STAGE']._serialized_start=1910
-  _globals['_STAGE']._serialized_end=2040
-  _globals['_OUTCOME']._serialized_start=2042
-  _globals['_OUTCOME']._serialized_end=2158
-  _globals['_FALLBACKKIND']._serialized_start=2160
-  _globals['_FALLBACKKIND']._serialized_end=2281
+  _globals['_STAGE']._serialized_start=2061
+  _globals['_STAGE']._serialized_end=2191
+  _globals['_OUTCOME']._serialized_start=2193
+  _globals['_OUTCOME']._serialized_end=2309
+  _globals['_FALLBACKKIND']._serialized_start=2311
+  _globals['_FALLBACKKIND']._serialized_end=2432
   _globals['_MESSAGE']._serialized_start=103
   _globals['_MESSAGE']._serialized_end=143
   _globals['_TOOLCALL']._serialized_start=145
@@ -59,20 +59,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKREQUEST_METADATAENTRY']._serialized_end=766
   _globals['_RULEMATCH']._serialized_start=769
   _globals['_RULEMATCH']._serialized_end=900
-  _globals['_FINDING']._serialized_start=902
-  _globals['_FINDING']._serialized_end=1000
-  _globals['_FALLBACK']._serialized_start=1002
-  _globals['_FALLBACK']._serialized_end=1083
-  _globals['_ESCALATION']._serialized_start=1085
-  _globals['_ESCALATION']._serialized_end=1179
-  _globals['_EVALUATIONERROR']._serialized_start=1181
-  _globals['_EVALUATIONERROR']._serialized_end=1259
-  _globals['_TIMINGS']._serialized_start=1262
-  _globals['_TIMINGS']._serialized_end=1423
-  _globals['_TIMINGS_DETECTORUSENTRY']._serialized_start=1374
-  _globals['_TIMINGS_DETECTORUSENTRY']._serialized_end=1423
-  _globals['_CHECKRESPONSE']._serialized_start=1426
-  _globals['_CHECKRESPONSE']._serialized_end=1907
-  _globals['_GUARD']._serialized_start=2283
-  _globals['_GUARD']._serialized_end=2354
+  _globals['_MODELVERSION']._serialized_start=902
+  _globals['_MODELVERSION']._serialized_end=947
+  _globals['_FINDING']._serialized_start=950
+  _globals['_FINDING']._serialized_end=1091
+  _globals['_FALLBACK']._serialized_start=1093
+  _globals['_FALLBACK']._serialized_end=1174
+  _globals['_ESCALATION']._serialized_start=1176
+  _globals['_ESCALATION']._serialized_end=1270
+  _globals['_EVALUATIONERROR']._serialized_start=1272
+  _globals['_EVALUATIONERROR']._serialized_end=1350
+  _globals['_TIMINGS']._serialized_start=1353
+  _globals['_TIMINGS']._serialized_end=1574
+  _globals['_TIMINGS_DETECTORUSENTRY']._serialized_start=1525
+  _globals['_TIMINGS_DETECTORUSENTRY']._serialized_end=1574
+  _globals['_CHECKRESPONSE']._serialized_start=1577
+  _globals['_CHECKRESPONSE']._serialized_end=2058
+  _globals['_GUARD']._serialized_start=2434
+  _globals['_GUARD']._serialized_end=2505
 # @@protoc_insertion_point(module_scope)

