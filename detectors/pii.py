@@ -5,12 +5,14 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import hashlib
 import importlib
 import importlib.metadata
 import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from presidio_analyzer import EntityRecognizer, PatternRecognizer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine, SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import (
     EmailRecognizer,
+    IbanRecognizer,
     PhoneRecognizer,
     SpacyRecognizer,
     UrlRecognizer,
@@ -44,7 +47,7 @@ from detectors.specs import PII_NER_ENTITIES, PII_PATTERN_ENTITIES, DetectorSett
 from detectors.textscan import MAX_FINDINGS
 
 pm: Any = phonenumbers.phonenumbermatcher  # the matcher's patterns, which PhoneNumberMatcher's code uses
-sre_parse: Any = importlib.import_module("re._parser")
+pnu: Any = phonenumbers.phonenumberutil  # parse()'s helpers, which the phone shortcuts reuse
 
 LANGUAGE = "en"
 # presidio's LemmaContextAwareEnhancer defaults: a context word among the five keywords before a
@@ -273,10 +276,73 @@ def _source(recognizer: PatternRecognizer, pattern: Any) -> str:
     return str(pattern.regex)
 
 
+# The costliest of presidio's patterns cannot match across a space, and each match contains its
+# anchor below. Their matches then lie inside the space-free chunks of the text that hold an anchor,
+# and scanning only those chunks (finditer with pos and endpos) finds exactly what scanning the whole
+# text finds: no element of these patterns (literal, class, repetition) matches a space or an empty
+# string, and their only context checks (\b; lookarounds that refuse word characters, ":", or "."
+# and a digit; the URL lookahead above, which reads no space) answer next to a space as they do at
+# either end of a string (the regex module reads the text before pos, and ends it at endpos). Each
+# anchor is keyed by the SHA-256 of the pattern text it was read from and holds with presidio's
+# default flags only: another pattern, or other flags, scan the whole text
+# (tests/detectors/test_detector_pii_prefilters.py checks that they apply, and compares both scans).
+_ANCHORED_FLAGS = regex.IGNORECASE | regex.MULTILINE | regex.DOTALL
+_ANCHORS: dict[str, str] = {
+    # Non schema URL: the dot before the TLD, and its first letter (all 675 TLDs are ASCII letters;
+    # a non-ASCII character is let through in case one matches a letter without case)
+    "7405c3a8b8c39f4d": r"(?i)[.](?:[a-z]|[^\x00-\x7f])",
+    # Email (Medium): its "[@]"
+    "004723abbb67ff6c": "@",
+    # IPv4_mapped, IPv4_embedded, IPv6 (every alternative) and IPv6_unspecified: a ":"
+    "5def597d3b4dac73": ":",
+    "66197b1f8e63cd27": ":",
+    "c4f79b73053cd5f0": ":",
+    "c696285024ae5b47": ":",
+    # Driver License - Alphanumeric (weak): every one of its alternatives has a [0-9]
+    "ab1eb0b240f24580": "[0-9]",
+    # USA DEA Certificate Number (weak): both alternatives end with \d{7}
+    "8b00da21c7ca480a": r"\d",
+}
+
+
+def digest(source: str) -> str:
+    """The key of a pattern text in _ANCHORS: its SHA-256, the first 16 hex digits."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def _anchor(pattern: Any, flags: int) -> regex.Pattern[str] | None:
+    source = _ANCHORS.get(digest(str(pattern.regex))) if flags == _ANCHORED_FLAGS else None
+    return regex.compile(source, flags=flags) if source is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     compiled: regex.Pattern[str]
     score: float
+    anchor: regex.Pattern[str] | None = None  # set: matches lie in space-free chunks holding one
+
+    def matches(self, text: str, timeout_s: float) -> list[regex.Match[str]]:
+        """finditer over the text, or over the chunks that hold an anchor; within the timeout either
+        way (a finditer's timeout bounds the whole iteration, so the chunks share one deadline)."""
+        if self.anchor is None:
+            return list(self.compiled.finditer(text, timeout=timeout_s))
+        deadline = time.monotonic() + timeout_s
+        found: list[regex.Match[str]] = []
+        pos = 0
+        while (hit := self.anchor.search(text, pos, timeout=_left(deadline))) is not None:
+            start = text.rfind(" ", 0, hit.start()) + 1
+            end = text.find(" ", hit.start())
+            end = len(text) if end < 0 else end
+            found += self.compiled.finditer(text, start, end, timeout=_left(deadline))
+            pos = end
+        return found
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("regex timeout")
+    return left
 
 
 class _Patterns:
@@ -285,7 +351,8 @@ class _Patterns:
     def __init__(self, recognizer: Any, index: int) -> None:
         flags = recognizer.global_regex_flags
         self.patterns = [
-            _Pattern(regex.compile(_source(recognizer, p), flags=flags), p.score) for p in recognizer.patterns
+            _Pattern(regex.compile(_source(recognizer, p), flags=flags), p.score, _anchor(p, flags))
+            for p in recognizer.patterns
         ]
         self.type = recognizer.supported_entities[0]
         self.index = index
@@ -298,7 +365,7 @@ class _Patterns:
         found: list[Raw] = []
         for pattern in self.patterns:
             try:
-                matches = list(pattern.compiled.finditer(text, timeout=timeout_s))
+                matches = pattern.matches(text, timeout_s)
             except TimeoutError as exc:
                 raise DetectorError(f"pii pattern timed out after {timeout_s:g}s") from exc
             found += (r for m in matches if (r := self._score(text, m, pattern.score)) is not None)
@@ -317,14 +384,40 @@ class _Patterns:
         return Raw(self.type, start, end, score, self.index) if score > EntityRecognizer.MIN_SCORE else None
 
 
+# IbanRecognizer.analyze finds nothing where its one pattern does not match, and every match of that
+# pattern (the digest's) starts, after a lookbehind, with `[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,6}`.
+# The anchor asks for the same elements, with the recognizer's flags, so a text it is not found in
+# cannot hold an IBAN; it finds the digits first, then looks behind them for the letters (a scan for
+# digits is three times faster than one for letters).
+_IBAN_DIGEST = "1f98697e78e08d67"
+_IBAN_ANCHOR = "[0-9]{2}(?<=[A-Z]{2}[0-9]{2})(?:[ -]?[A-Z0-9]{4}){2}"
+
+
+def _needs(recognizer: Any) -> regex.Pattern[str] | None:
+    """What a text must contain for the recognizer's analyze() to find anything (None: unknown)."""
+    iban: Any = recognizer if type(recognizer) is IbanRecognizer else None  # not a subclass
+    patterns: list[Any] = list(iban.patterns or ()) if iban is not None else []
+    if len(patterns) != 1 or digest(str(patterns[0].regex)) != _IBAN_DIGEST:
+        return None
+    return regex.compile(_IBAN_ANCHOR, flags=int(iban.global_regex_flags))
+
+
 class _Analyzed:
-    """A recognizer with its own analyze(): called as AnalyzerEngine calls it."""
+    """A recognizer with its own analyze(): called as AnalyzerEngine calls it (unless it cannot find
+    anything in the text)."""
 
     def __init__(self, recognizer: Any, index: int) -> None:
         self.recognizer = recognizer
         self.index = index
+        self.needs = _needs(recognizer)
 
     def run(self, text: str, timeout_s: float) -> list[Raw]:
+        if self.needs is not None:
+            try:
+                if self.needs.search(text, timeout=timeout_s) is None:
+                    return []
+            except TimeoutError as exc:
+                raise DetectorError(f"pii pattern timed out after {timeout_s:g}s") from exc
         results = self.recognizer.analyze(text, self.recognizer.supported_entities, None)
         return [Raw(r.entity_type, r.start, r.end, r.score, self.index) for r in results or ()]
 
@@ -334,25 +427,67 @@ class _Analyzed:
 
 
 _NON_DIGITS = re.compile(r"[^0-9]")
-_TRANSFORM_KEEPS = re.compile(r"(?:[\\$]\d)*")  # a transform rule made of group references only
 _EXTENSION_MARKS = frozenset("#\uff03~\uff5e,;")  # with letters: what can start an extension
+_MIN_NSN, _MAX_NSN = 2, 17  # parse() refuses national numbers shorter or longer
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefix:
+    """A region's national_prefix_for_parsing, as _maybe_strip_national_prefix_carrier_code uses it."""
+
+    pattern: re.Pattern[str] | None
+    transform: str | None
+
+    @classmethod
+    def of(cls, metadata: Any) -> _Prefix:
+        source = metadata.national_prefix_for_parsing
+        return cls(re.compile(source) if source else None, metadata.national_prefix_transform_rule or None)
+
+    def matches(self, number: str) -> bool:
+        return self.pattern is not None and self.pattern.match(number) is not None
+
+    def outcomes(self, number: str) -> tuple[str, ...] | None:
+        """What stripping may leave of ``number``: itself, or the number with its prefix removed (or
+        transformed, with the same re.sub); which one depends on checks not made here. None: a rule
+        phonenumbers itself cannot apply (a transform without groups)."""
+        match = self.pattern.match(number) if self.pattern is not None and number else None
+        if match is None or self.pattern is None:
+            return (number,)
+        groups = match.groups()
+        if self.transform is None or groups[-1:] == (None,):
+            return (number, number[match.end() :])
+        if not groups:
+            return None
+        return (number, self.pattern.sub(self.transform, number, count=1))
 
 
 @dataclass(frozen=True, slots=True)
 class _NationalNumbers:
-    """What a valid number parsed in a region without a plus sign or an IDD prefix must look like.
+    """What parsing a candidate in a region, without a plus sign, letters or an IDD prefix, can give.
 
-    Its country code is the region's. Parsing takes its national part from the candidate's digits
-    by removing a prefix only: at most the country code and twice a national prefix (carrier code
-    included: whatever national_prefix_for_parsing matches, of the region or of the main region of
-    its code, the only two parse() consults). Validity then needs that national part to have a
-    possible length, and to match the general pattern and the pattern of some number type (fixed
-    line, mobile, toll free, ...), of some region with that code. A region
-    whose prefix transform could add digits gets no filter (``max_strip`` None).
+    phonenumbers' parse() then takes the national number from the candidate's digits in two ways
+    only. Either as they are, less what the region's national_prefix_for_parsing matches at their
+    start (removed, or rewritten by its transform rule); or, when the digits start with the region's
+    country code, without that code, less what the region's prefix matches, less what the prefix of
+    the region parse() then switches to (the main region of the code) matches. Each removal may be
+    undone by a check this class does not make, so it keeps both outcomes (``nationals``).
+
+    A valid number needs its national number to have 2 to 17 digits and a possible length, and to
+    match the general pattern and the pattern of some number type (fixed line, mobile, toll free,
+    ...) of some region with that code (``possible``). And when the code was not taken from the
+    digits and no prefix was removed, the national number is the digits themselves and the matcher
+    (leniency VALID) wants a national prefix wherever the main region's format for that number
+    asks for one (_is_national_prefix_present_if_required): that prefix must match the digits
+    (``prefix_missing``). ``test_phone_shortcuts_find_what_phonenumbers_finds`` and
+    tests/detectors/test_detector_pii_prefilters.py compare with phonenumbers itself.
     """
 
     idd: re.Pattern[str]
-    max_strip: int | None
+    code: str
+    own: _Prefix  # the region's
+    after_code: _Prefix  # once the code is removed: the main region's (the region's when it is the main one)
+    main: _Prefix  # the main region's, which _is_national_prefix_present_if_required consults
+    formats: tuple[Any, ...]  # the main region's number formats
     lengths: frozenset[int]
     pattern: re.Pattern[str]
 
@@ -362,32 +497,66 @@ class _NationalNumbers:
         code = metadata.country_code
         codes = region_codes_for_country_code(code)
         regions: list[Any] = [PhoneMetadata.metadata_for_region(r) for r in codes]
-        parsing: list[Any] = [metadata, PhoneMetadata.metadata_for_region(codes[0])]
-        prefixes = [m.national_prefix_for_parsing or m.national_prefix or "" for m in parsing]
-        adds_digits = any(
-            not _TRANSFORM_KEEPS.fullmatch(m.national_prefix_transform_rule or "") for m in parsing
-        )
+        main: Any = PhoneMetadata.metadata_for_region(codes[0])
         descs = [m.general_desc for m in regions]
         lengths = frozenset(n for d in descs for n in d.possible_length)
         if not all(d.possible_length for d in descs):
-            lengths = frozenset(range(2, 18))
+            lengths = frozenset(range(_MIN_NSN, _MAX_NSN + 1))
         union = "|".join(_valid_pattern(m) for m in regions)
         return cls(
             re.compile(metadata.international_prefix or "(?!)"),
-            None if adds_digits else len(str(code)) + 2 * max(_width(p) for p in prefixes),
+            str(code),
+            _Prefix.of(metadata),
+            _Prefix.of(metadata if codes[0] == region else main),
+            _Prefix.of(main),
+            tuple(main.number_format),
             lengths,
             re.compile(union or "(?!)"),
         )
 
+    def nationals(self, digits: str) -> set[str] | None:
+        """Every national number parse() may take from these digits (None: cannot tell)."""
+        found = self.own.outcomes(digits)
+        if found is None:
+            return None
+        out = set(found)
+        if digits.startswith(self.code):
+            rests = self.own.outcomes(digits[len(self.code) :])
+            if rests is None:
+                return None
+            for rest in rests:
+                after = self.after_code.outcomes(rest)
+                if after is None:
+                    return None
+                out.update(after)
+        return out
+
     def possible(self, digits: str) -> bool:
-        """Whether some national part these digits can be parsed into is valid (False: never)."""
-        if self.max_strip is None or self.idd.match(digits):
+        """Whether these digits may parse into a number found at leniency VALID or stricter (False: never)."""
+        if self.idd.match(digits):
             return True
-        shortest = max(2, len(digits) - self.max_strip)
-        return any(
-            self.pattern.fullmatch(digits[len(digits) - n :]) is not None
-            for n in self.lengths
-            if shortest <= n <= len(digits)
+        nationals = self.nationals(digits)
+        if nationals is None:
+            return True
+        if not any(
+            _MIN_NSN <= len(n) <= _MAX_NSN
+            and len(n) in self.lengths
+            and self.pattern.fullmatch(n) is not None
+            for n in nationals
+        ):
+            return False
+        return not self.prefix_missing(digits)
+
+    def prefix_missing(self, digits: str) -> bool:
+        """The digits, no code or prefix removed, are a national number whose format wants a prefix."""
+        if digits.startswith(self.code) or self.own.matches(digits) or self.main.matches(digits):
+            return False
+        rule = pnu._choose_formatting_pattern_for_number(self.formats, digits)
+        return (
+            rule is not None
+            and bool(rule.national_prefix_formatting_rule)
+            and not rule.national_prefix_optional_when_formatting
+            and not pnu._formatting_rule_has_first_group_only(rule.national_prefix_formatting_rule)
         )
 
 
@@ -415,11 +584,6 @@ def _valid_pattern(metadata: Any) -> str:
     if not general or not typed:
         return "(?!)"
     return f"(?=(?:{general})\\Z)(?:{typed})"
-
-
-def _width(pattern: str) -> int:
-    """The most characters ``pattern`` can match (a large number when unbounded)."""
-    return min(int(sre_parse.parse(pattern).getwidth()[1]), 1 << 16) if pattern else 0
 
 
 @functools.cache
@@ -520,7 +684,8 @@ class _Matcher(phonenumbers.PhoneNumberMatcher):
     def __init__(self, shared: _Shared, region: str, leniency: Any) -> None:
         super().__init__(shared.text, region, leniency=leniency)
         self._shared = shared
-        self._national = _national(region)
+        # the shortcut assumes what leniency VALID (presidio's) and the stricter ones check
+        self._national = _national(region) if leniency >= pm.Leniency.VALID else None
 
     def _find(self, index: int) -> Any:
         found = self._shared.search(index)
@@ -557,7 +722,8 @@ class _Matcher(phonenumbers.PhoneNumberMatcher):
             if key not in self._shared.international:
                 self._shared.international[key] = self._parse_and_verify(attempt.text, attempt.offset)
             return self._shared.international[key]
-        if attempt.digits is not None and not self._national.possible(attempt.digits):
+        national = self._national
+        if national is not None and attempt.digits is not None and not national.possible(attempt.digits):
             return None
         return self._parse_and_verify(attempt.text, attempt.offset)
 
