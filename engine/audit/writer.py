@@ -154,7 +154,8 @@ class Writer:
         now = time.monotonic()
         if not self._healthy:
             return now >= self._next_retry
-        return bool(self._batch.entries) or (self._unsigned and now >= self._next_checkpoint)
+        queued = bool(self._batch.entries) and not self._durable  # sync callers write their own
+        return queued or (self._unsigned and now >= self._next_checkpoint)
 
     def _timeout(self) -> float | None:
         if not self._healthy:
