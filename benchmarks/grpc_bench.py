@@ -100,8 +100,16 @@ def summarise(name: str, rate: float, latencies_s: list[float], errors: int, wal
     )
 
 
-def palisade(workers: int, data_dir: str) -> list[str]:
-    return palisade_server(str(RULESETS), data_dir, workers)
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """Where `palisade serve` keeps its data, and its --config file (None: the defaults)."""
+
+    data_dir: str
+    config: str | None = None
+
+
+def palisade(workers: int, setup: Setup) -> list[str]:
+    return palisade_server(str(RULESETS), setup.data_dir, workers, setup.config)
 
 
 def noop_server() -> list[str]:
@@ -134,29 +142,29 @@ def open_loop(name: str, calls: list[Call], rate: float, seconds: float, senders
 # Scenarios
 
 
-def single(data_dir: str, count: int) -> list[Result]:
+def single(setup: Setup, count: int) -> list[Result]:
     results = []
     with server_process(noop_server()) as server, callers(server.target, 1) as (call,):
         results.append(closed_loop("no-op grpcio, 1 caller", call, count))
-    with server_process(palisade(1, data_dir)) as server, callers(server.target, 1) as (call,):
+    with server_process(palisade(1, setup)) as server, callers(server.target, 1) as (call,):
         results.append(closed_loop("palisade, 1 caller", call, count))
     return results
 
 
-def open_rate(data_dir: str, rate: float, seconds: float) -> list[Result]:
+def open_rate(setup: Setup, rate: float, seconds: float) -> list[Result]:
     results = []
     with server_process(noop_server()) as server, callers(server.target, 4) as calls:
         open_loop("warm-up", calls, rate, 1.0)
         results.append(open_loop("no-op grpcio, open loop", calls, rate, seconds))
-    with server_process(palisade(1, data_dir)) as server, callers(server.target, 4) as calls:
+    with server_process(palisade(1, setup)) as server, callers(server.target, 4) as calls:
         open_loop("warm-up", calls, rate, 1.0)
         results.append(open_loop("palisade, open loop", calls, rate, seconds))
     return results
 
 
-def max_rate(data_dir: str, rates: list[float], seconds: float, workers: int) -> list[Result]:
+def max_rate(setup: Setup, rates: list[float], seconds: float, workers: int) -> list[Result]:
     results = []
-    with server_process(palisade(workers, data_dir)) as server, callers(server.target, 8) as calls:
+    with server_process(palisade(workers, setup)) as server, callers(server.target, 8) as calls:
         open_loop("warm-up", calls, rates[0], 1.0)
         for rate in rates:
             result = open_loop(f"palisade, {workers} workers", calls, rate, seconds)
@@ -177,16 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=5.0, help="length of each max-rate step")
     parser.add_argument("--workers", type=int, default=2, help="server workers for the max-rate steps")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--config", help="a `palisade serve --config` file, e.g. benchmarks/async_audit.toml")
     args = parser.parse_args(argv)
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as data_dir:
+        setup = Setup(data_dir, args.config)
         if args.scenario in ("all", "single"):
-            results += single(data_dir, args.calls)
+            results += single(setup, args.calls)
         if args.scenario in ("all", "open"):
-            results += open_rate(data_dir, args.rate, args.seconds)
+            results += open_rate(setup, args.rate, args.seconds)
         if args.scenario in ("all", "max"):
             rates = [float(r) for r in args.rates.split(",")]
-            results += max_rate(data_dir, rates, args.step_seconds, args.workers)
+            results += max_rate(setup, rates, args.step_seconds, args.workers)
     print(f"\n{os.cpu_count()} CPUs, python {sys.version.split()[0]}, grpcio {grpc.__version__}")
     for result in results:
         print(result.line())
