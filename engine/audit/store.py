@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -124,26 +126,53 @@ def db_path(audit_dir: Path) -> Path:
     return audit_dir / DB_NAME
 
 
+def lock_path(database: Path) -> Path:
+    """The file whose flock orders the writers of ``database`` (it holds nothing)."""
+    return database.with_name(database.name + ".lock")
+
+
+@contextmanager
+def _locked(lock: int | None) -> Iterator[None]:
+    if lock is None:
+        yield
+        return
+    fcntl.flock(lock, fcntl.LOCK_EX)  # releases the GIL while it waits
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Store:
     """One connection to the audit database. Writers use ``begin``/``commit`` around each batch."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock: int | None = None) -> None:
         self.conn = conn
         self.path = path
+        self._lock = lock  # a writer's open lock file (see transaction)
 
     @classmethod
     def open_writer(cls, path: Path, *, full_sync: bool) -> Store:
         """Open (creating the directory, database and schema if needed) for writing."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        lock = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            conn = sqlite3.connect(
+                path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except BaseException:
+            os.close(lock)
+            raise
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if full_sync else 'NORMAL'}")
-            conn.executescript(_SCHEMA)
+            with _locked(lock):
+                conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
+            os.close(lock)
             raise
-        return cls(conn, path)
+        return cls(conn, path, lock)
 
     @classmethod
     def open_reader(cls, path: Path) -> Store:
@@ -160,19 +189,30 @@ class Store:
             raise StoreError(f"{path}: cannot read the audit log: {exc}") from None
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self.conn.close()
+        finally:
+            if self._lock is not None:
+                os.close(self._lock)
+                self._lock = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """A write transaction (taking the write lock at once); rolled back if the block raises."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            with suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        """A write transaction (taking the write lock at once); rolled back if the block raises.
+
+        Writers of several processes (server workers) take the lock file first: a blocked flock
+        wakes the moment the holder lets go, where SQLite's busy handler would sleep and poll
+        (1, 2, 5, 10 ... 100 ms), which at 1,000 Checks/s on two workers made p99 30 ms.
+        """
+        with _locked(self._lock):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
