@@ -14,6 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from engine.audit import AuditPaths
+from engine.audit.keys import load_verifier
+from engine.audit.store import Store
+from engine.audit.verify import verify_log
 from engine.config import Limits, ServeConfig
 from engine.server.app import GuardServer
 
@@ -104,3 +108,13 @@ def serve_process(*args: str) -> Iterator[ServeProcess]:
         yield process
     finally:
         process.close()
+
+
+def log_verifies(data_dir: Path) -> bool:
+    """Whether the audit log in ``data_dir`` verifies whole (chain, checkpoints) with its public key."""
+    paths = AuditPaths.of(data_dir)
+    store = Store.open_reader(paths.database)
+    try:
+        return verify_log(store, load_verifier(paths.public_key)).ok
+    finally:
+        store.close()

@@ -14,28 +14,17 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from server_helpers import RULESETS, config, running, serve_process
+from server_helpers import RULESETS, config, log_verifies, running, serve_process
 
 from dsl.types import Outcome
 from engine.audit import AuditConfig, AuditPaths
-from engine.audit.keys import load_verifier
 from engine.audit.store import Store
-from engine.audit.verify import verify_log
 from engine.client import GuardClient, GuardError
 from engine.server.wire import GUARD_SERVICE
 
 V1 = "1.0.0"
 SECRET = "my ssn is 123-45-6789 and my email is jane@example.com"
 WAIT_S = 30.0
-
-
-def _verified(data_dir: Path) -> bool:
-    paths = AuditPaths.of(data_dir)
-    store = Store.open_reader(paths.database)
-    try:
-        return verify_log(store, load_verifier(paths.public_key)).ok
-    finally:
-        store.close()
 
 
 def _recorded(data_dir: Path) -> dict[str, dict[str, object]]:
@@ -61,7 +50,7 @@ def test_every_answer_is_recorded_with_its_id_and_the_log_verifies(tmp_path: Pat
         ]
     records = _recorded(tmp_path)
     assert [records[a.decision_id]["outcome"] for a in answers] == ["allow", "block"]
-    assert _verified(tmp_path)
+    assert log_verifies(tmp_path)
     database = AuditPaths.of(tmp_path).database.read_bytes()
     assert b"123-45-6789" not in database and b"jane@example.com" not in database
 
@@ -92,7 +81,7 @@ def test_a_killed_server_keeps_every_decision_it_answered(tmp_path: Path) -> Non
         for caller in callers:
             caller.join()
     assert set(answered) <= set(_recorded(tmp_path))
-    assert _verified(tmp_path)
+    assert log_verifies(tmp_path)
 
 
 @contextmanager
@@ -128,4 +117,4 @@ def test_an_unwritable_log_fails_closed_reports_not_serving_and_recovers(tmp_pat
             assert allowed.outcome is Outcome.ALLOW
     records = _recorded(tmp_path)
     assert refused.decision_id not in records and allowed.decision_id in records
-    assert _verified(tmp_path)
+    assert log_verifies(tmp_path)

@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import HERE, ROOT, config, running
+from server_helpers import HERE, ROOT, config, log_verifies, running
 
 from detectors.catalogue import catalogue
 from dsl.types import Outcome
 from engine.audit import AuditPaths
-from engine.audit.keys import load_verifier
 from engine.audit.store import Store
-from engine.audit.verify import verify_log
 from engine.client import GuardClient, ModelVersion
 from engine.server.app import GuardServer
 
@@ -70,15 +68,6 @@ def record(data_dir: Path, decision_id: str) -> dict[str, Any]:
 def stored_bytes(data_dir: Path) -> bytes:
     """Every byte the server keeps: the audit database with its WAL, the approvals, the keys."""
     return b"".join(p.read_bytes() for p in sorted(data_dir.rglob("*")) if p.is_file())
-
-
-def log_verifies(data_dir: Path) -> bool:
-    paths = AuditPaths.of(data_dir)
-    store = Store.open_reader(paths.database)
-    try:
-        return verify_log(store, load_verifier(paths.public_key)).ok
-    finally:
-        store.close()
 
 
 # 1. the models that findings come from
