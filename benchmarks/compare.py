@@ -237,14 +237,17 @@ def classifier_section(count: int, passes: int) -> Table:
         from detectors.classifier import ClassifierDetector  # noqa: PLC0415
         from detectors.specs import ClassifierParams, DetectorSettings  # noqa: PLC0415
 
-        ours = ClassifierDetector(ClassifierParams(model="prompt-injection"), DetectorSettings())
+        params = ClassifierParams(model="prompt-injection")
+        ours = ClassifierDetector(params, DetectorSettings())
+        spinning = ClassifierDetector(params, DetectorSettings(classifier_spinning=True))
         naive = naive_classifier("prompt-injection")
     except Exception as exc:  # not built yet, or the model is missing: say so
         return [title, "", f"Not yet possible: {type(exc).__name__}: {exc}"]
     texts = [r["text"] for r in generate(load_scenario(SCENARIOS / "input_guard.toml"), count).requests]
     timings = [
-        pii_bench.measure("palisade classifier (windows batched)", ours.detect, texts, passes),
-        pii_bench.measure("naive: default session, one run per window", naive, texts, passes),
+        pii_bench.measure("palisade classifier (windows batched; threads sleep)", ours.detect, texts, passes),
+        pii_bench.measure("the same, `classifier_spinning = true`", spinning.detect, texts, passes),
+        pii_bench.measure("naive: default session (spinning), one run per window", naive, texts, passes),
     ]
     agree = sum(bool(ours.detect(t).findings) == (naive(t) >= 0.5) for t in texts)
     rows = [[t.engine, t.p50_us / 1000, t.p90_us / 1000, t.p99_us / 1000] for t in timings]
@@ -256,9 +259,14 @@ def classifier_section(count: int, passes: int) -> Table:
         "",
         *table(("engine", "p50 ms", "p90 ms", "p99 ms"), rows),
         "",
-        f"Naive / Palisade: p50 {ratio(timings[1].p50_us, timings[0].p50_us)}, "
-        f"p99 {ratio(timings[1].p99_us, timings[0].p99_us)}. Same verdict (score >= 0.5) on {agree} of "
+        f"Naive / Palisade: p50 {ratio(timings[2].p50_us, timings[0].p50_us)}, "
+        f"p99 {ratio(timings[2].p99_us, timings[0].p99_us)}; naive / Palisade spinning: p50 "
+        f"{ratio(timings[2].p50_us, timings[1].p50_us)}. Same verdict (score >= 0.5) on {agree} of "
         f"{len(texts)} prompts.",
+        "",
+        "One call at a time on an idle machine, spinning threads answer sooner; in the server, where",
+        "other requests and detectors want the cores, they cost far more than they save, so Palisade's",
+        "sessions sleep by default (benchmarks/CLASSIFIER.md: input_guard at 50/s, p95 109 -> 31 ms).",
     ]
 
 

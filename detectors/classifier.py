@@ -18,7 +18,7 @@ from detectors.specs import ClassifierParams, DetectorSettings
 
 BATCH = 16  # windows per session run: enough for ~8,000 characters at once, bounded memory
 _lock = threading.Lock()
-_sessions: dict[tuple[str, int, int], ort.InferenceSession] = {}
+_sessions: dict[tuple[str, int, int, bool], ort.InferenceSession] = {}
 
 
 def providers() -> list[str]:
@@ -27,9 +27,9 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def session(info: ModelInfo, threads: int = 0) -> ort.InferenceSession:
-    """One shared session per model file (as it is now) and thread count; run() is thread-safe."""
-    key = (info.onnx_path, os.stat(info.onnx_path).st_mtime_ns, threads)
+def session(info: ModelInfo, threads: int = 0, spinning: bool = False) -> ort.InferenceSession:
+    """One shared session per model file (as it is now) and thread settings; run() is thread-safe."""
+    key = (info.onnx_path, os.stat(info.onnx_path).st_mtime_ns, threads, spinning)
     with _lock:
         found = _sessions.get(key)
         if found is None:
@@ -38,10 +38,10 @@ def session(info: ModelInfo, threads: int = 0) -> ort.InferenceSession:
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.intra_op_num_threads = threads  # 0: one per physical core
             options.inter_op_num_threads = 1
-            # Idle intra-op threads sleep instead of spinning: spinning burns the cores that the
-            # server's other requests and detectors need (benchmarks/BUDGETS.md: at 50/s the
-            # input_guard p95 fell from 109 ms to 31 ms, the server's CPU from 1.23 to 0.83 cores).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # By default idle intra-op threads sleep: spinning burns the cores that the server's
+            # other requests and detectors need (benchmarks/CLASSIFIER.md: at 50/s the input_guard
+            # p95 fell from 109 ms to 31 ms, the server's CPU from 1.23 to 0.83 cores).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
             found = _sessions[key] = ort.InferenceSession(info.onnx_path, options, providers=providers())
     return found
 
@@ -81,7 +81,7 @@ class ClassifierDetector:
         try:
             info = resolve(params.model)
             verify(info, params.sha256)
-            self._session = session(info, settings.classifier_threads)
+            self._session = session(info, settings.classifier_threads, settings.classifier_spinning)
             # the model that findings come from: its name and the digest of the file loaded (the
             # pinned one, since verify passed; memoised, so not read twice)
             digest = "sha256:" + file_sha256(info.onnx_path)

