@@ -51,7 +51,8 @@ class ApprovalGate:
         """Resume with ``request.approval_id`` if given; open approvals for an ESCALATE decision."""
         if not request.approval_id and decision.outcome is not Outcome.ESCALATE:
             return Gated(decision)  # nothing to open or resume
-        ask = _Ask(decision, request, decision_id, binding_digest(request, decision.ruleset))
+        binding = binding_digest(request, decision.ruleset, self.approvals.audit.digest)
+        ask = _Ask(decision, request, decision_id, binding)
         if not request.approval_id:
             return self._escalate(ask)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -91,9 +92,11 @@ class Change:
     approval: Approval
 
 
-def binding_digest(request: Request, ruleset: str) -> str:
-    """SHA-256 (hex) of the canonical JSON of what an approval approves: the ruleset, stage,
-    principal, content (by its own SHA-256) and tool call (name, server, canonical arguments)."""
+def binding_digest(request: Request, ruleset: str, keyed: Callable[[bytes], str]) -> str:
+    """``keyed`` (the audit log's HMAC-SHA-256) of the canonical JSON of what an approval approves:
+    the ruleset, stage, principal, content (by its SHA-256) and tool call (name, server, canonical
+    arguments). Keyed because approvals and their audit records show the binding: a plain hash of
+    a short prompt ("my SSN is ...") could be matched by guessing."""
     tool = request.tool
     bound = {
         "ruleset": ruleset,
@@ -108,7 +111,7 @@ def binding_digest(request: Request, ruleset: str) -> str:
             "arguments": hashlib.sha256(tool_args_bytes(tool.arguments)).hexdigest(),
         },
     }
-    return hashlib.sha256(canonical_bytes(bound)).hexdigest()
+    return keyed(canonical_bytes(bound))
 
 
 def now_us() -> int:

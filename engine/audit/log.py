@@ -99,6 +99,10 @@ class AuditLog:
         """Records appended and not yet committed."""
         return self._writer.pending
 
+    def digest(self, data: bytes) -> str:
+        """HMAC-SHA-256 (hex) of ``data`` under this log's content key, as records digest content."""
+        return self._digester.digest(data)
+
     def append(
         self,
         decision: Decision,

@@ -13,7 +13,7 @@ from dsl.types import Stage
 from engine.approvals import AlreadyResolved, Approval, Approvals, ApprovalStore, State, binding_digest
 from engine.approvals.model import now_us
 from engine.audit import AuditLog, AuditPaths
-from engine.audit.keys import load_verifier
+from engine.audit.keys import HMAC_KEY_BYTES, Digester, load_verifier
 from engine.audit.store import Store
 from engine.audit.verify import verify_log
 from engine.ids import new_id
@@ -25,6 +25,7 @@ REQUEST = Request(
     principal=Principal(id="agent-7", tenant="acme"),
 )
 MINUTE_US = 60 * 1_000_000
+KEYED = Digester(b"k" * HMAC_KEY_BYTES).digest
 
 
 def _candidate(deadline_in_us: int = 30 * MINUTE_US, request: Request = REQUEST) -> Approval:
@@ -37,7 +38,7 @@ def _candidate(deadline_in_us: int = 30 * MINUTE_US, request: Request = REQUEST)
         version="1",
         rule="shell",
         reason="needs a human",
-        binding=binding_digest(request, "r"),
+        binding=binding_digest(request, "r", KEYED),
         stage="tool_call",
         principal_id="agent-7",
         tenant="acme",
@@ -78,14 +79,21 @@ def _audit_events(data_dir: Path) -> list[str]:
     ],
 )
 def test_the_binding_covers_every_part_of_the_request(change: dict[str, object]) -> None:
-    assert binding_digest(dataclasses.replace(REQUEST, **change), "r") != binding_digest(REQUEST, "r")
+    assert binding_digest(dataclasses.replace(REQUEST, **change), "r", KEYED) != binding_digest(
+        REQUEST, "r", KEYED
+    )
+
+
+def test_the_binding_is_keyed() -> None:
+    other_key = Digester(b"o" * HMAC_KEY_BYTES).digest
+    assert binding_digest(REQUEST, "r", other_key) != binding_digest(REQUEST, "r", KEYED)
 
 
 def test_the_binding_ignores_key_order_and_the_request_id() -> None:
     reordered = ToolCall(name="shell.exec", arguments={"env": {"A": 1}, "cmd": "make clean"})
     same = dataclasses.replace(REQUEST, tool=reordered, request_id="r-2", approval_id="x")
-    assert binding_digest(same, "r") == binding_digest(REQUEST, "r")
-    assert binding_digest(REQUEST, "other") != binding_digest(REQUEST, "r")
+    assert binding_digest(same, "r", KEYED) == binding_digest(REQUEST, "r", KEYED)
+    assert binding_digest(REQUEST, "other", KEYED) != binding_digest(REQUEST, "r", KEYED)
 
 
 def test_a_pending_approval_is_rejoined_not_opened_twice(approvals: Approvals, tmp_path: Path) -> None:
