@@ -63,9 +63,12 @@ def _windows(encoding: Encoding) -> list[Encoding]:
 
 
 def _batches(windows: list[Encoding]) -> list[list[Encoding]]:
-    """Windows in batches of at most BATCH, in order; the short last window runs on its own, so that
-    it is not padded to the full width (padding costs as much as text)."""
-    full, tail = (windows[:-1], windows[-1:]) if len(windows) > 1 else (windows, [])
+    """Windows in batches of at most BATCH, in order. A short last window (under three quarters of
+    the width) runs on its own, so that it is not padded to the full width (padding costs as much
+    as text); a longer one joins the others: one run fewer beats a little padding (measured on the
+    input_guard prompts, mostly two windows: p50 14.8 -> 13.6 ms)."""
+    short = len(windows) > 1 and len(windows[-1].ids) * 4 < 3 * len(windows[0].ids)
+    full, tail = (windows[:-1], windows[-1:]) if short else (windows, [])
     return [full[i : i + BATCH] for i in range(0, len(full), BATCH)] + ([tail] if tail else [])
 
 

@@ -9,13 +9,14 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from detectors.base import DetectorError, ModelVersion, models_of
 from detectors.catalogue import ModelError, catalogue, file_sha256, resolve, verify
-from detectors.classifier import ClassifierDetector, session
+from detectors.classifier import ClassifierDetector, _batches, session
 from detectors.specs import ClassifierParams, DetectorSettings
 from dsl.compiler import run
 from engine.config import ServeConfig
@@ -78,6 +79,28 @@ def test_long_inputs_are_scored_in_many_batched_windows(detector: ClassifierDete
     assert len(windows.overflowing) > 16
     (finding,) = detector.detect(text).findings
     assert finding.start <= text.index(ATTACK) < finding.end
+
+
+class _Window:
+    def __init__(self, tokens: int) -> None:
+        self.ids = [0] * tokens
+
+
+@pytest.mark.parametrize(
+    ("lengths", "sizes"),
+    [
+        ([128], [1]),
+        ([128, 128, 40], [2, 1]),
+        ([128, 128, 96], [3]),
+        ([128, 95], [1, 1]),
+        ([128] * 17, [16, 1]),
+    ],
+)
+def test_a_short_last_window_runs_alone_a_long_one_joins_the_batch(
+    lengths: list[int], sizes: list[int]
+) -> None:
+    windows: Any = [_Window(n) for n in lengths]
+    assert [len(batch) for batch in _batches(windows)] == sizes
 
 
 def test_the_detector_is_thread_safe(detector: ClassifierDetector) -> None:
