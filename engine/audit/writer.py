@@ -181,12 +181,21 @@ class Writer:
     # whoever holds the turn
 
     def _write_turn(self, batch: _Batch) -> None:
-        """Write ``batch`` (taken with the turn), sign a checkpoint if one is due, give the turn back."""
+        """Write ``batch`` (taken with the turn), sign a checkpoint if one is due, give the turn back.
+
+        An unexpected error (a bug, not a disk) fails this batch closed and makes the writer
+        unhealthy until its retry works; it never leaves a caller waiting."""
         try:
             self._write(batch)
             if self._healthy and self._unsigned and time.monotonic() >= self._next_checkpoint:
                 self._checkpoint()
+        except Exception:
+            log.exception("the audit writer failed on an unexpected error")
+            self._set_unhealthy("the audit writer failed on an unexpected error (see the log)")
         finally:
+            if not batch.finished:
+                message = "the audit record could not be written: an unexpected error (see the log)"
+                self._finish(batch, batch.unavailable(message))
             with self._lock:
                 self._release()
 

@@ -11,14 +11,16 @@ import errno
 import os
 import resource
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from audit_helpers import fill, tmpfs, verify, wait_until
+from audit_helpers import fill, open_log, tmpfs, verify, wait_until
 
-from engine.audit import AuditConfig, AuditLog, AuditPaths, AuditUnavailable
+from engine.audit import AuditConfig, AuditError, AuditLog, AuditPaths, AuditUnavailable, Record
+from engine.audit.record import Entry
 from engine.audit.store import Store
 
 RETRY = 0.02  # seconds between the writer's retries while it is unhealthy
@@ -116,3 +118,24 @@ def test_a_full_disk_fails_closed_and_recovers_when_space_returns(tiny_fs: Path)
     log.close()
     report = verify(tiny_fs / "data")
     assert report.ok and report.records == 3 + written + 2
+
+
+def test_an_unexpected_error_fails_its_batch_closed_and_the_writer_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_log(tmp_path, retry_every_seconds=0.05) as log:
+        chain = log._writer._chain  # fault injection: the first transaction meets a bug, not a disk
+        append, failures = chain.append, [RuntimeError("a bug")]
+
+        def once_broken(store: Store, entries: Sequence[Entry]) -> tuple[list[Record | AuditError], Any]:
+            if failures:
+                raise failures.pop()
+            return append(store, entries)
+
+        monkeypatch.setattr(chain, "append", once_broken)
+        with pytest.raises(AuditUnavailable, match="unexpected error"):
+            fill(log, 1)
+        wait_until(lambda: log.healthy, "the writer recovers after its retry")
+        fill(log, 2)
+    report = verify(tmp_path)
+    assert report.ok and report.records == 2
