@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", help="HOST:PORT to serve on (default: 127.0.0.1:50051; port 0: any)")
     serve.add_argument("--data-dir", help="directory for durable state (default: ./data)")
     serve.add_argument("--workers", type=int, help="server processes sharing the port (default: 1)")
-    serve.add_argument("--config", help="TOML file with further settings (see engine/config.py)")
+    serve.add_argument("--config", help="TOML file with further settings (docs/configuration.md)")
     serve.set_defaults(func=cmd_serve)
 
     ask = sub.add_parser("ask", help=cmd_ask.__doc__)
