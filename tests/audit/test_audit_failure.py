@@ -9,34 +9,19 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
-import signal
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from audit_helpers import fill, open_log, tmpfs, verify, wait_until
+from faults import writes_refused
 
 from engine.audit import AuditConfig, AuditError, AuditLog, AuditPaths, AuditUnavailable, Record
 from engine.audit.record import Entry
 from engine.audit.store import Store
 
 RETRY = 0.02  # seconds between the writer's retries while it is unhealthy
-
-
-@contextmanager
-def writes_refused() -> Iterator[None]:
-    """Every write this process makes to any file fails (EFBIG) until the block ends."""
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
 
 
 @pytest.fixture()

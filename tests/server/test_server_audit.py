@@ -4,15 +4,14 @@ and a log that cannot be written never yields an unrecorded ALLOW."""
 from __future__ import annotations
 
 import json
-import resource
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+from faults import writes_refused
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from server_helpers import RULESETS, config, log_verifies, running, serve_process
 
@@ -84,19 +83,6 @@ def test_a_killed_server_keeps_every_decision_it_answered(tmp_path: Path) -> Non
     assert log_verifies(tmp_path)
 
 
-@contextmanager
-def _writes_refused() -> Iterator[None]:
-    """Every write this process makes to any file fails (EFBIG, as on a full disk) until the end."""
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
-
-
 def _health(channel: grpc.Channel) -> int:
     stub = health_pb2_grpc.HealthStub(channel)
     return int(stub.Check(health_pb2.HealthCheckRequest(service=GUARD_SERVICE)).status)
@@ -107,7 +93,7 @@ def test_an_unwritable_log_fails_closed_reports_not_serving_and_recovers(tmp_pat
     with running(cfg) as server:
         target = f"127.0.0.1:{server.port}"
         with GuardClient(target) as client, grpc.insecure_channel(target) as channel:
-            with _writes_refused():
+            with writes_refused():
                 refused = client.check(ruleset="server_test", version=V1, text="what is the weather?")
                 assert refused.outcome is Outcome.BLOCK
                 assert [e.code for e in refused.errors] == ["audit_unavailable"]
