@@ -9,7 +9,7 @@ import regex
 
 from detectors.base import EMPTY_RESULT, DetectorResult, Finding
 from detectors.specs import DetectorSettings, KeywordsParams, RegexParams
-from detectors.textscan import MAX_FINDINGS, Screen, finditer_timed, needle_screen
+from detectors.textscan import MAX_FINDINGS, Screen, finditer_timed, literal_screen, needle_screen
 
 
 class _PatternDetector:
@@ -61,9 +61,8 @@ class RegexDetector(_PatternDetector):
 
     def __init__(self, params: RegexParams, settings: DetectorSettings) -> None:
         pattern = regex.compile(params.pattern, _flags(params.ignore_case))
-        # no screen: a regex detector always runs its pattern, so one that is slow on a text times out
-        # even if the text lacks its literals (the server's slow-ruleset tests rely on that)
-        super().__init__(pattern, params.type, params.ignore_case, params.allow, settings)
+        screen = literal_screen(params.pattern, params.ignore_case)
+        super().__init__(pattern, params.type, params.ignore_case, params.allow, settings, screen=screen)
 
 
 def keywords_pattern(words: Iterable[str], whole_word: bool) -> str:

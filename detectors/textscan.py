@@ -57,13 +57,14 @@ def needle_screen(needles: Collection[str], ignore_case: bool) -> Screen | None:
     return lambda text: not text.isascii() or any(map(text.lower().__contains__, lowered))
 
 
-def literal_screen(pattern: str) -> Screen | None:
-    """A screen for a regex pattern (compiled with no flags), from the literals every match contains.
+def literal_screen(pattern: str, ignore_case: bool = False) -> Screen | None:
+    """A screen for a regex pattern (compiled with IGNORECASE if ``ignore_case``, else no flags), from
+    the literals every match contains.
 
     None when the pattern needs no literal, or uses syntax outside the subset that _Literals reads.
     """
     found = required_literals(pattern)
-    return None if found is None else needle_screen(*found)
+    return None if found is None else needle_screen(found[0], found[1] or ignore_case)
 
 
 _FLAGS = regex.compile(r"\(\?([ims]+)\)")  # leading global flags that leave literals as they are

@@ -15,8 +15,8 @@ import regex
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from detectors.patterns import KeywordsDetector, keywords_pattern
-from detectors.specs import DetectorSettings, KeywordsParams
+from detectors.patterns import KeywordsDetector, RegexDetector, keywords_pattern
+from detectors.specs import DetectorSettings, KeywordsParams, RegexParams
 from detectors.textscan import MAX_NEEDLES, literal_screen, needle_screen, required_literals
 from dsl.compiler import compile_source
 from dsl.types import Outcome
@@ -534,3 +534,23 @@ ruleset t version "1" {
     assert [m.rule for m in evaluate(source, f"a {LONG_S}ecret").matches] == ["found"]
     assert evaluate(source, "nothing here").matches == ()
     assert evaluate(source, "secretive").matches == ()  # whole words only
+
+
+@pytest.mark.parametrize(
+    ("pattern", "ignore_case", "text", "found"),
+    [
+        ("secret-[0-9]+", False, "my secret-42 here", True),
+        ("secret-[0-9]+", False, "my SECRET-42 here", False),
+        ("secret-[0-9]+", True, "my SECRET-42 here", True),
+        ("secret-[0-9]+", True, "nothing to see", False),
+        ("key", True, "the \u212aey", True),  # the Kelvin sign folds to k: non-ASCII text is searched
+        ("(?i)token", False, "TOKEN", True),
+    ],
+)
+def test_a_regex_detector_is_screened_as_its_flags_say(
+    pattern: str, ignore_case: bool, text: str, found: bool
+) -> None:
+    params = RegexParams(pattern=pattern, type="T", ignore_case=ignore_case)
+    assert RegexDetector(params, SETTINGS).detect(text).found is found
+    flags = regex.IGNORECASE if ignore_case else 0
+    assert (regex.search(pattern, text, flags) is not None) is found

@@ -19,7 +19,7 @@ from server_helpers import BAD_RULESETS, ROOT, RULESETS, ServeProcess, serve_pro
 from dsl.types import Outcome
 from engine.client import GuardClient, GuardError
 
-SLOW_TEXT = "a" * 40 + "!"
+SLOW_TEXT = "123456789" + "a" * 40 + "!"
 
 
 def serve_args(tmp_path: Path, *extra: str) -> list[str]:
