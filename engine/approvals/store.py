@@ -10,6 +10,7 @@ from dataclasses import astuple, dataclass, fields, replace
 from pathlib import Path
 
 from engine.approvals.model import AlreadyResolved, Approval, ApprovalError, ApprovalNotFound, Change, State
+from engine.audit.store import file_lock
 
 DB_NAME = "approvals.db"
 _BUSY_TIMEOUT_S = 10.0
@@ -62,9 +63,10 @@ class ApprovalStore:
             conn = sqlite3.connect(
                 path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
+            with file_lock(path.with_name(path.name + ".lock")):  # workers starting together
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ApprovalUnavailable(f"cannot open the approvals database {path}: {exc}") from None
         return cls(conn, path)

@@ -132,6 +132,17 @@ def lock_path(database: Path) -> Path:
 
 
 @contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``path`` (created if needed) for the block: one process at a time."""
+    lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        with _locked(lock):
+            yield
+    finally:
+        os.close(lock)
+
+
+@contextmanager
 def _locked(lock: int | None) -> Iterator[None]:
     if lock is None:
         yield
@@ -164,9 +175,11 @@ class Store:
             os.close(lock)
             raise
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if full_sync else 'NORMAL'}")
+            # workers starting together: switching to WAL answers "database is locked" at once,
+            # without SQLite's busy handler, to all but one of them; the lock file orders them
             with _locked(lock):
+                conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
