@@ -44,7 +44,7 @@ from spacy.tokens import Doc
 
 from detectors.base import DetectorError, DetectorResult, Finding, ModelVersion
 from detectors.specs import PII_NER_ENTITIES, PII_PATTERN_ENTITIES, DetectorSettings, PiiParams
-from detectors.textscan import MAX_FINDINGS
+from detectors.textscan import MAX_FINDINGS, run_timed
 
 pm: Any = phonenumbers.phonenumbermatcher  # the matcher's patterns, which PhoneNumberMatcher's code uses
 pnu: Any = phonenumbers.phonenumberutil  # parse()'s helpers, which the phone shortcuts reuse
@@ -324,16 +324,20 @@ class _Pattern:
     def matches(self, text: str, timeout_s: float) -> list[regex.Match[str]]:
         """finditer over the text, or over the chunks that hold an anchor; within the timeout either
         way (a finditer's timeout bounds the whole iteration, so the chunks share one deadline)."""
+        return run_timed(lambda concurrent, left_s: self._scan(text, concurrent, left_s), text, timeout_s)
+
+    def _scan(self, text: str, concurrent: bool, timeout_s: float) -> list[regex.Match[str]]:
         if self.anchor is None:
-            return list(self.compiled.finditer(text, timeout=timeout_s))
+            return list(self.compiled.finditer(text, concurrent=concurrent, timeout=timeout_s))
         deadline = time.monotonic() + timeout_s
         found: list[regex.Match[str]] = []
         pos = 0
-        while (hit := self.anchor.search(text, pos, timeout=_left(deadline))) is not None:
+        search = self.anchor.search
+        while (hit := search(text, pos, concurrent=concurrent, timeout=_left(deadline))) is not None:
             start = text.rfind(" ", 0, hit.start()) + 1
             end = text.find(" ", hit.start())
             end = len(text) if end < 0 else end
-            found += self.compiled.finditer(text, start, end, timeout=_left(deadline))
+            found += self.compiled.finditer(text, start, end, concurrent=concurrent, timeout=_left(deadline))
             pos = end
         return found
 
@@ -413,8 +417,10 @@ class _Analyzed:
 
     def run(self, text: str, timeout_s: float) -> list[Raw]:
         if self.needs is not None:
+            needs = self.needs
             try:
-                if self.needs.search(text, timeout=timeout_s) is None:
+                hit = run_timed(lambda c, t: needs.search(text, concurrent=c, timeout=t), text, timeout_s)
+                if hit is None:
                     return []
             except TimeoutError as exc:
                 raise DetectorError(f"pii pattern timed out after {timeout_s:g}s") from exc

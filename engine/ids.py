@@ -5,15 +5,32 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections import deque
 
 _VERSION = 0x7
 _VARIANT = 0b10
+_RANDOM_BYTES = 10  # 74 of their 80 bits are used
+_REFILL_IDS = 256
+# Random bytes drawn from the OS a few kilobytes at a time: os.urandom releases the interpreter lock,
+# and in a busy server each release can cost a whole time slice of another thread before it returns.
+# deque.popleft is atomic, so threads never share a chunk; two refilling at once only add more.
+_chunks: deque[bytes] = deque()
+
+
+def _random() -> int:
+    try:
+        chunk = _chunks.popleft()
+    except IndexError:
+        block = os.urandom(_RANDOM_BYTES * _REFILL_IDS)
+        _chunks.extend(block[i : i + _RANDOM_BYTES] for i in range(0, len(block), _RANDOM_BYTES))
+        chunk = _chunks.popleft()
+    return int.from_bytes(chunk, "big")
 
 
 def uuid7() -> uuid.UUID:
     """A UUIDv7: 48 bits of Unix time in milliseconds, then 74 random bits (ordered by millisecond)."""
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _random()
     rand_a = (rand >> 62) & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
     value = (millis & ((1 << 48) - 1)) << 80 | _VERSION << 76 | rand_a << 64 | _VARIANT << 62 | rand_b

@@ -11,7 +11,7 @@ import regex
 
 from detectors import textforms
 from detectors.base import DetectorResult
-from detectors.textscan import literal_screen
+from detectors.textscan import literal_screen, run_timed
 from dsl import ir
 from dsl.types import ATTRIBUTES, DYN, STRING, STRINGS
 from engine.request import Message, Request
@@ -363,9 +363,13 @@ def _match(subject: Fn, pattern: str, regexes: dict[str, Any]) -> Fn:
         text = subject(env)
         if not isinstance(text, str) or (screen is not None and not screen(text)):
             return False
-        try:
+
+        def found(concurrent: bool, timeout_s: float) -> bool:
             # search(string, pos, endpos, concurrent, partial, timeout): positional is cheaper
-            return search(text, None, None, None, False, env.regex_timeout_s) is not None
+            return search(text, None, None, concurrent, False, timeout_s) is not None
+
+        try:
+            return run_timed(found, text, env.regex_timeout_s)
         except TimeoutError:
             message = f"regex {pattern!r} timed out after {env.regex_timeout_s}s"
             raise EvalFailure(f"matches {pattern!r}", "regex_timeout", message) from None

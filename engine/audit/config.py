@@ -26,6 +26,9 @@ class AuditConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     durability: Literal["sync", "async"] = "sync"  # sync: append returns once the record is fsynced
+    # async: queued records are committed this long after the first of them (0: at once), so that
+    # one transaction carries many; a crash loses at most this window's records (and the batch in hand)
+    async_flush_ms: float = Field(default=5.0, ge=0, le=1000)
     checkpoint_every_records: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     queue_size: int = Field(default=10_000, ge=1)  # records waiting for the writer; beyond it, append waits

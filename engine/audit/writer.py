@@ -58,7 +58,8 @@ class Writer:
     one fsync. In async mode ``submit`` returns at once and a background thread writes. That thread
     also signs time-based checkpoints and, while writing fails, retries every
     ``retry_every_seconds``: meanwhile every ``submit`` gets AuditUnavailable and the writer reports
-    unhealthy, until the first write that works.
+    unhealthy, until the first write that works. Async records are committed ``async_flush_ms``
+    after the first of them was queued, so that a busy server writes many per transaction.
     """
 
     def __init__(
@@ -73,6 +74,8 @@ class Writer:
         self._chain = chain
         self._config = config
         self._durable = config.durability == "sync"
+        self._flush_s = config.async_flush_ms / 1000
+        self._flush_at = 0.0  # async: when the queued records are due
         self._on_health = on_health
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # the background thread: something may be due
@@ -113,7 +116,9 @@ class Writer:
             index = len(batch.entries)
             batch.entries.append(entry)
             if not self._durable:
-                self._work.notify()
+                if not index:  # the first queued: the background thread sets its timer
+                    self._flush_at = time.monotonic() + self._flush_s
+                    self._work.notify()
                 return None
             while self._busy and not batch.finished:
                 batch.waiters.wait()
@@ -145,6 +150,7 @@ class Writer:
                 raise AuditUnavailable(f"the audit log cannot be written: {self._problem}")
             if len(self._batch.entries) < self._config.queue_size:
                 return
+            self._work.notify()  # a full queue is due at once (async)
             self._space.wait()
 
     def _due(self) -> bool:
@@ -154,15 +160,17 @@ class Writer:
         now = time.monotonic()
         if not self._healthy:
             return now >= self._next_retry
-        queued = bool(self._batch.entries) and not self._durable  # sync callers write their own
-        return queued or (self._unsigned and now >= self._next_checkpoint)
+        queued = len(self._batch.entries) if not self._durable else 0  # sync callers write their own
+        flush = queued >= self._config.queue_size or (queued > 0 and now >= self._flush_at)
+        return flush or (self._unsigned and now >= self._next_checkpoint)
 
     def _timeout(self) -> float | None:
         if not self._healthy:
             return max(self._next_retry - time.monotonic(), 0.0)
-        if self._unsigned:
-            return max(self._next_checkpoint - time.monotonic(), 0.0)
-        return None
+        due = [self._next_checkpoint] if self._unsigned else []
+        if self._batch.entries and not self._durable:
+            due.append(self._flush_at)
+        return max(min(due) - time.monotonic(), 0.0) if due else None
 
     def _take(self) -> _Batch:
         taken = self._writing = self._batch

@@ -166,3 +166,20 @@ def test_a_checkpoint_is_signed_within_the_interval_when_records_wait(tmp_path: 
         fill(log, 3)
         wait_until(lambda: log.stats.checkpoints == 1, "the timed checkpoint is signed")
         assert verify(tmp_path).signed == 3
+
+
+def test_async_records_wait_for_the_flush_interval_and_share_one_transaction(tmp_path: Path) -> None:
+    with open_log(tmp_path, durability="async", async_flush_ms=1000) as log:
+        fill(log, 20)
+        assert log.pending == 20 and log.stats.transactions == 0  # within the interval: queued
+        wait_until(lambda: log.pending == 0, "the queued records are committed")
+        assert (log.stats.transactions, log.stats.records) == (1, 20)
+
+
+def test_async_records_with_no_flush_interval_are_written_at_once(tmp_path: Path) -> None:
+    with open_log(tmp_path, durability="async", async_flush_ms=0) as log:
+        fill(log, 1)
+        wait_until(lambda: log.pending == 0, "the record is committed")
+        fill(log, 1)
+        wait_until(lambda: log.pending == 0, "the second record is committed")
+        assert (log.stats.transactions, log.stats.records) == (2, 2)

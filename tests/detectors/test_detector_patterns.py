@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from pydantic import ValidationError
 
 from detectors.base import DetectorError, DetectorResult
 from detectors.patterns import KeywordsDetector, RegexDetector
 from detectors.specs import SPECS, DetectorSettings, KeywordsParams, RegexParams
-from detectors.textscan import MAX_FINDINGS
+from detectors.textscan import MAX_FINDINGS, run_timed
 
 SETTINGS = DetectorSettings()
 
@@ -154,3 +156,46 @@ def test_keywords_params_reject_blank_words() -> None:
 def test_specs_load_these_implementations(name: str, params: object, text: str, expected: list[str]) -> None:
     detector = SPECS[name].load()(params, SETTINGS)
     assert spans(text, detector.detect(text)) == expected
+
+
+def test_run_timed_holds_the_gil_briefly_on_short_text_then_releases_it() -> None:
+    calls: list[tuple[bool, float]] = []
+
+    def quick(concurrent: bool, timeout_s: float) -> str:
+        calls.append((concurrent, timeout_s))
+        return "found"
+
+    def slow(concurrent: bool, timeout_s: float) -> str:
+        calls.append((concurrent, timeout_s))
+        if not concurrent:
+            raise TimeoutError
+        return "found late"
+
+    assert run_timed(quick, "short", 0.05) == "found"
+    assert run_timed(quick, "x" * 5000, 0.05) == "found"  # a long text releases it at once
+    assert run_timed(slow, "short", 0.05) == "found late"
+    assert calls == [(False, 0.001), (True, 0.05), (False, 0.001), (True, pytest.approx(0.049))]
+
+
+def test_a_catastrophic_search_on_short_text_lets_other_threads_run() -> None:
+    detector = RegexDetector(RegexParams(pattern=r"(a+)+$"), DetectorSettings(regex_timeout_s=0.3))
+    stop = threading.Event()
+    spins = 0
+
+    def spin() -> None:  # pure Python: it runs only while the search has let go of the GIL
+        nonlocal spins
+        while not stop.is_set():
+            spins += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        before = spins
+        with pytest.raises(DetectorError, match="timed out"):
+            detector.detect("a" * 4000 + "!")  # short enough to be searched holding the GIL first
+        during = spins - before
+    finally:
+        stop.set()
+        spinner.join()
+    # measured: about 6 million spins while the search lets go, about 100 thousand if it held the GIL
+    assert during > 1_000_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,16 @@ def test_uuid7_has_version_variant_and_time_order() -> None:
     assert first.variant == uuid.RFC_4122
     assert first.int >> 80 < second.int >> 80
     assert abs((first.int >> 80) - time.time() * 1000) < 60_000
+
+
+def test_uuid7_random_bits_never_repeat_across_threads_and_refills() -> None:
+    # the random bytes come from a shared pool refilled from the OS: no two ids may share a chunk
+    def draw(_: int) -> list[int]:
+        return [uuid7().int & ((1 << 76) - 1) for _ in range(3000)]
+
+    with ThreadPoolExecutor(8) as pool:
+        drawn = [bits for batch in pool.map(draw, range(8)) for bits in batch]
+    assert len(set(drawn)) == len(drawn) == 24_000
 
 
 def test_every_setting_has_a_default() -> None:
