@@ -209,14 +209,17 @@ class GuardClient:
         return [approval_from_proto(a) for a in self._rpc(self._approvals.List, message).approvals]
 
     def resolve_approval(
-        self, approval_id: str, *, approve: bool, approver: str, comment: str = ""
+        self, approval_id: str, *, approve: bool, approver: str = "", comment: str = "", token: str = ""
     ) -> Approval:
-        """Approve or deny. Raises GuardError: FAILED_PRECONDITION when it was already resolved."""
+        """Approve or deny, as ``approver`` or as the approver whose ``token`` this is (a server with
+        an approvers file requires one). Raises GuardError: FAILED_PRECONDITION when it was already
+        resolved, UNAUTHENTICATED for a missing or unknown token."""
         resolution = apb.RESOLUTION_APPROVE if approve else apb.RESOLUTION_DENY
         message = apb.ResolveApprovalRequest(
             approval_id=approval_id, resolution=resolution, approver=approver, comment=comment
         )
-        return approval_from_proto(self._rpc(self._approvals.Resolve, message))
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
+        return approval_from_proto(self._rpc(self._approvals.Resolve, message, metadata))
 
     def cancel_approval(self, approval_id: str, *, actor: str, comment: str = "") -> Approval:
         message = apb.CancelApprovalRequest(approval_id=approval_id, actor=actor, comment=comment)
@@ -247,9 +250,9 @@ class GuardClient:
             last = approval
         return last if last is not None else self.get_approval(approval_id)
 
-    def _rpc(self, method: Any, message: Any) -> Any:
+    def _rpc(self, method: Any, message: Any, metadata: tuple[tuple[str, str], ...] | None = None) -> Any:
         try:
-            return method(message, timeout=self.timeout)
+            return method(message, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise _guard_error(exc) from None
 

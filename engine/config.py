@@ -47,6 +47,9 @@ class ServeConfig(BaseModel):
     classifier_spinning: bool = False  # let those threads spin between runs (only with cores to spare)
     # the environment variable holding the key of `fallback pseudonymize` (unset: a key per process)
     pseudonym_key_env: str = "PALISADE_PSEUDONYM_KEY"
+    # who may answer approvals: a TOML file of approver names and token digests (engine/approvals/
+    # approvers.py); empty: any caller may, under any name it gives (the server warns at start)
+    approvers_file: str = ""
     limits: Limits = Field(default_factory=Limits)
     audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
 

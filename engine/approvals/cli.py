@@ -1,21 +1,24 @@
-"""`palisade approvals list|show|approve|deny|cancel|watch`: answer approvals on a running server."""
+"""`palisade approvals list|show|approve|deny|cancel|watch|token`: answer approvals on a running server."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.approvals.approvers import new_token, token_digest
 from engine.approvals.model import Approval, State
 
 if TYPE_CHECKING:
     from engine.client import GuardClient
 
 Command = Callable[[argparse.Namespace], int]
+TOKEN_ENV = "PALISADE_APPROVER_TOKEN"
 
 
 def approval_data(approval: Approval) -> dict[str, Any]:
@@ -62,11 +65,11 @@ def cmd_deny(args: argparse.Namespace, client: GuardClient) -> int:
 
 
 def _resolve(args: argparse.Namespace, client: GuardClient, *, approve: bool) -> int:
-    _print(
-        client.resolve_approval(
-            args.approval_id, approve=approve, approver=args.approver, comment=args.comment
-        )
+    token = os.environ.get(args.token_env, "")
+    answer = client.resolve_approval(
+        args.approval_id, approve=approve, approver=args.approver or "", comment=args.comment, token=token
     )
+    _print(answer)
     return 0
 
 
@@ -82,6 +85,16 @@ def cmd_watch(args: argparse.Namespace, client: GuardClient) -> int:
         approval_id=args.approval_id or "", queue=args.queue or "", timeout=args.for_s
     ):
         _print(approval, event)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Make an approver token: print it, and the line that lets the server know it."""
+    token = new_token()
+    print(f"# {args.name}'s approver token: give it to them; the server keeps only its digest")
+    print(f"{TOKEN_ENV}={token}")
+    print("# the line for the [approvers] table of the server's approvers_file:")
+    print(f'{args.name} = "{token_digest(token)}"')
     return 0
 
 
@@ -120,7 +133,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, command in (("approve", cmd_approve), ("deny", cmd_deny)):
         answer = add(name, command)
         answer.add_argument("approval_id")
-        answer.add_argument("--approver", required=True, help="who answers (recorded in the audit log)")
+        answer.add_argument(
+            "--approver", help="who answers (recorded in the audit log); with a token, its approver"
+        )
+        answer.add_argument(
+            "--token-env",
+            default=TOKEN_ENV,
+            help=f"the environment variable holding your approver token (default {TOKEN_ENV})",
+        )
         answer.add_argument("--comment", default="", help="why (recorded in the audit log)")
     cancel = add("cancel", cmd_cancel)
     cancel.add_argument("approval_id")
@@ -130,3 +150,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     watch.add_argument("approval_id", nargs="?", help="one approval (default: a queue, or every queue)")
     watch.add_argument("--queue", help="only this queue")
     watch.add_argument("--for", dest="for_s", type=float, help="stop after this many seconds")
+    token = commands.add_parser("token", help=cmd_token.__doc__)
+    token.add_argument("name", help="the approver's name, as the audit log will record it")
+    token.set_defaults(func=cmd_token)

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from engine.approvals import ApprovalGate, Approvals, ApprovalStore, ApprovalUnavailable
+from engine.approvals.approvers import Approvers, ApproversError
 from engine.audit import AuditLog, AuditUnavailable
 from engine.config import ServeConfig
 from engine.registry import Registry
@@ -44,11 +45,22 @@ def load_registry(config: ServeConfig, pool: ThreadPoolExecutor | None = None) -
     return registry
 
 
+def load_approvers(config: ServeConfig) -> Approvers | None:
+    """The approvers file's approvers, or None when the config names none."""
+    if not config.approvers_file:
+        return None
+    try:
+        return Approvers.load(config.approvers_file)
+    except ApproversError as exc:
+        raise StartError(f"approvers_file: {exc}") from None
+
+
 class GuardServer:
     """One gRPC server process's worth of Guard: its thread pools, registry, health and reflection."""
 
     def __init__(self, config: ServeConfig, *, reuse_port: bool = False) -> None:
         self.config = config
+        self.approvers = load_approvers(config)
         self.detector_pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
         try:
             self.registry = load_registry(config, self.detector_pool)
@@ -81,7 +93,7 @@ class GuardServer:
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
         guard = GuardServicer(self.registry, config, self.audit, ApprovalGate(self.approvals))
         pb_grpc.add_GuardServicer_to_server(guard, server)
-        apb_grpc.add_ApprovalsServicer_to_server(ApprovalsServicer(self.approvals), server)
+        apb_grpc.add_ApprovalsServicer_to_server(ApprovalsServicer(self.approvals, self.approvers), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         return server
@@ -167,6 +179,8 @@ def serve(
     host, _ = host_port(config.listen)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log.info("worker %d serving %d ruleset(s) on %s", os.getpid(), len(server.registry.by_key), listen)
+    if server.approvers is None:
+        log.warning("approvals: no approvers_file, so any caller can answer an approval under any name")
     if ready is not None:
         ready(listen)
     stopping.wait()

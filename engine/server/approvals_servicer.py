@@ -9,19 +9,26 @@ from typing import NoReturn, TypeVar
 import grpc
 
 from engine.approvals import AlreadyResolved, ApprovalNotFound, Approvals, ApprovalUnavailable, watch
+from engine.approvals.approvers import Approvers
 from engine.audit import AuditUnavailable
 from engine.server.approvals_codec import approval_to_proto, query_from_proto
 from engine.server.wire import apb, apb_grpc
 
 log = logging.getLogger("palisade.server")
 T = TypeVar("T")
+_BEARER = "bearer "
 
 
 class ApprovalsServicer(apb_grpc.ApprovalsServicer):
-    """Get, List, Resolve, Cancel and Watch over one data directory's approvals."""
+    """Get, List, Resolve, Cancel and Watch over one data directory's approvals.
 
-    def __init__(self, approvals: Approvals) -> None:
+    With ``approvers`` (the approvers file), Resolve needs an approver's token and records that
+    approver's name; the other calls cannot produce an ALLOW and stay open to any caller.
+    """
+
+    def __init__(self, approvals: Approvals, approvers: Approvers | None = None) -> None:
         self.approvals = approvals
+        self.approvers = approvers
 
     def Get(self, request: apb.GetApprovalRequest, context: grpc.ServicerContext) -> apb.Approval:  # noqa: N802
         return _call(context, lambda: approval_to_proto(self.approvals.get(request.approval_id)))
@@ -37,11 +44,27 @@ class ApprovalsServicer(apb_grpc.ApprovalsServicer):
     ) -> apb.Approval:
         if request.resolution == apb.RESOLUTION_UNSPECIFIED:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "resolution: approve or deny")
-        if not request.approver:
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "approver: required")
+        approver = self._approver(request.approver, context)
         approve = request.resolution == apb.RESOLUTION_APPROVE
-        args = (request.approval_id, approve, request.approver, request.comment)
+        args = (request.approval_id, approve, approver, request.comment)
         return _call(context, lambda: approval_to_proto(self.approvals.resolve(*args)))
+
+    def _approver(self, claimed: str, context: grpc.ServicerContext) -> str:
+        """Who answers: the token's approver when tokens are configured, else the name given."""
+        if self.approvers is None:
+            if not claimed:
+                _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "approver: required")
+            return claimed
+        token = _bearer(context)
+        name = self.approvers.identify(token) if token else None
+        if name is None:
+            what = "an unknown approver token" if token else "no approver token"
+            message = f"{what}: answering approvals needs metadata 'authorization: Bearer TOKEN'"
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, message)
+        if claimed and claimed != name:
+            message = f"approver: the token is {name}'s, not {claimed}'s"
+            _abort(context, grpc.StatusCode.PERMISSION_DENIED, message)
+        return name
 
     def Cancel(self, request: apb.CancelApprovalRequest, context: grpc.ServicerContext) -> apb.Approval:  # noqa: N802
         if not request.actor:
@@ -61,6 +84,13 @@ class ApprovalsServicer(apb_grpc.ApprovalsServicer):
                 return
             event, approval = step
             yield apb.ApprovalEvent(event=event, approval=approval_to_proto(approval))
+
+
+def _bearer(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata():
+        if key == "authorization" and isinstance(value, str) and value.lower().startswith(_BEARER):
+            return value[len(_BEARER) :].strip()
+    return ""
 
 
 def _call(context: grpc.ServicerContext, work: Callable[[], T]) -> T:

@@ -18,7 +18,15 @@ from multiprocessing.queues import Queue
 from typing import Any
 
 from engine.config import ServeConfig
-from engine.server.app import STOP_SIGNALS, StartError, host_port, load_registry, on_stop_signals, serve
+from engine.server.app import (
+    STOP_SIGNALS,
+    StartError,
+    host_port,
+    load_approvers,
+    load_registry,
+    on_stop_signals,
+    serve,
+)
 
 log = logging.getLogger("palisade.server")
 _CTX = multiprocessing.get_context("spawn")
@@ -130,6 +138,7 @@ class Supervisor:
 def serve_workers(config: ServeConfig, ready: Callable[[str], None] | None = None) -> int:
     """Serve with ``config.workers`` processes sharing one port; returns the exit status."""
     load_registry(config)  # compile once here, so that bad rulesets fail before any worker starts
+    load_approvers(config)  # and a bad approvers file
     reserved, listen = _reserve(config.listen)
     supervisor = Supervisor(config.model_copy(update={"listen": listen}))
     on_stop_signals(supervisor.stop)

@@ -265,7 +265,7 @@ class ResolveApprovalRequest(_message.Message):
     approval_id: _builtins.str
     resolution: Global___Resolution.ValueType
     approver: _builtins.str
-    """Who answers. Required."""
+    """Who answers: required without approver tokens; with one, empty or the token's approver."""
     comment: _builtins.str
     """Why; recorded in the audit log."""
     def __init__(

@@ -81,9 +81,13 @@ class ApprovalsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Resolve(self, request, context):
-        """Approve or deny a pending approval. Errors: NOT_FOUND for an unknown id; FAILED_PRECONDITION
-        when it is no longer pending (another approver won, or it expired or was cancelled);
-        INVALID_ARGUMENT without a resolution or an approver; UNAVAILABLE when it cannot be audited.
+        """Approve or deny a pending approval. A server with an approvers file needs the approver's token
+        as metadata "authorization: Bearer TOKEN" and records the token's approver. Errors: NOT_FOUND
+        for an unknown id; FAILED_PRECONDITION when it is no longer pending (another approver won, or
+        it expired or was cancelled); INVALID_ARGUMENT without a resolution, or without an approver
+        where no token is needed; UNAUTHENTICATED for a missing or unknown token; PERMISSION_DENIED
+        when `approver` names someone other than the token's approver; UNAVAILABLE when it cannot be
+        audited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

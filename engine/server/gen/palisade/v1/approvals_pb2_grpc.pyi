@@ -40,9 +40,13 @@ class ApprovalsStub:
     List: _grpc.UnaryUnaryMultiCallable[_approvals_pb2.ListApprovalsRequest, _approvals_pb2.ListApprovalsResponse]
     """List approvals, newest first, by queue, state and age."""
     Resolve: _grpc.UnaryUnaryMultiCallable[_approvals_pb2.ResolveApprovalRequest, _approvals_pb2.Approval]
-    """Approve or deny a pending approval. Errors: NOT_FOUND for an unknown id; FAILED_PRECONDITION
-    when it is no longer pending (another approver won, or it expired or was cancelled);
-    INVALID_ARGUMENT without a resolution or an approver; UNAVAILABLE when it cannot be audited.
+    """Approve or deny a pending approval. A server with an approvers file needs the approver's token
+    as metadata "authorization: Bearer TOKEN" and records the token's approver. Errors: NOT_FOUND
+    for an unknown id; FAILED_PRECONDITION when it is no longer pending (another approver won, or
+    it expired or was cancelled); INVALID_ARGUMENT without a resolution, or without an approver
+    where no token is needed; UNAUTHENTICATED for a missing or unknown token; PERMISSION_DENIED
+    when `approver` names someone other than the token's approver; UNAVAILABLE when it cannot be
+    audited.
     """
     Cancel: _grpc.UnaryUnaryMultiCallable[_approvals_pb2.CancelApprovalRequest, _approvals_pb2.Approval]
     """Withdraw a pending approval (it can no longer be approved). Errors as for Resolve."""
@@ -61,9 +65,13 @@ class ApprovalsAsyncStub(ApprovalsStub):
     List: _aio.UnaryUnaryMultiCallable[_approvals_pb2.ListApprovalsRequest, _approvals_pb2.ListApprovalsResponse]  # type: ignore[assignment]
     """List approvals, newest first, by queue, state and age."""
     Resolve: _aio.UnaryUnaryMultiCallable[_approvals_pb2.ResolveApprovalRequest, _approvals_pb2.Approval]  # type: ignore[assignment]
-    """Approve or deny a pending approval. Errors: NOT_FOUND for an unknown id; FAILED_PRECONDITION
-    when it is no longer pending (another approver won, or it expired or was cancelled);
-    INVALID_ARGUMENT without a resolution or an approver; UNAVAILABLE when it cannot be audited.
+    """Approve or deny a pending approval. A server with an approvers file needs the approver's token
+    as metadata "authorization: Bearer TOKEN" and records the token's approver. Errors: NOT_FOUND
+    for an unknown id; FAILED_PRECONDITION when it is no longer pending (another approver won, or
+    it expired or was cancelled); INVALID_ARGUMENT without a resolution, or without an approver
+    where no token is needed; UNAUTHENTICATED for a missing or unknown token; PERMISSION_DENIED
+    when `approver` names someone other than the token's approver; UNAVAILABLE when it cannot be
+    audited.
     """
     Cancel: _aio.UnaryUnaryMultiCallable[_approvals_pb2.CancelApprovalRequest, _approvals_pb2.Approval]  # type: ignore[assignment]
     """Withdraw a pending approval (it can no longer be approved). Errors as for Resolve."""
@@ -97,9 +105,13 @@ class ApprovalsServicer(metaclass=_abc_1.ABCMeta):
         request: _approvals_pb2.ResolveApprovalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_approvals_pb2.Approval, _abc.Awaitable[_approvals_pb2.Approval]]:
-        """Approve or deny a pending approval. Errors: NOT_FOUND for an unknown id; FAILED_PRECONDITION
-        when it is no longer pending (another approver won, or it expired or was cancelled);
-        INVALID_ARGUMENT without a resolution or an approver; UNAVAILABLE when it cannot be audited.
+        """Approve or deny a pending approval. A server with an approvers file needs the approver's token
+        as metadata "authorization: Bearer TOKEN" and records the token's approver. Errors: NOT_FOUND
+        for an unknown id; FAILED_PRECONDITION when it is no longer pending (another approver won, or
+        it expired or was cancelled); INVALID_ARGUMENT without a resolution, or without an approver
+        where no token is needed; UNAUTHENTICATED for a missing or unknown token; PERMISSION_DENIED
+        when `approver` names someone other than the token's approver; UNAVAILABLE when it cannot be
+        audited.
         """
 
     @_abc_1.abstractmethod
