@@ -15,6 +15,7 @@ from dsl.diagnostics import CompileError, render_all, to_json
 from engine import policytest, score
 from engine.approvals import cli as approvals_cli
 from engine.audit import cli as audit_cli
+from engine.client_tls import add_tls_arguments, tls_from_arguments
 from engine.evaluator import Evaluator
 from engine.registry import source_files
 from engine.request import Request, RequestError, request_from_dict
@@ -140,7 +141,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     except (json.JSONDecodeError, RequestError) as exc:
         print(f"invalid request: {exc}", file=sys.stderr)
         return 2
-    with GuardClient(args.server, timeout=args.timeout) as client:
+    try:
+        client = GuardClient(args.server, timeout=args.timeout, tls=tls_from_arguments(args))
+    except (OSError, ValueError) as exc:
+        print(f"tls: {exc}", file=sys.stderr)
+        return 2
+    with client:
         try:
             result = client.check_request(ruleset, request, version=version)
         except GuardError as exc:
@@ -194,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--request", help='request JSON, e.g. {"stage": "tool_call", "tool": {"name": "x"}}; - reads stdin'
     )
     ask.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the decision")
+    add_tls_arguments(ask)
     ask.set_defaults(func=cmd_ask)
     audit_cli.register(sub)
     approvals_cli.register(sub)

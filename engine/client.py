@@ -12,6 +12,7 @@ import grpc
 
 from dsl.types import Outcome, Stage
 from engine.approvals import Approval, State
+from engine.client_tls import ClientTls
 from engine.request import Message, Principal, Request, ToolCall, request_from_dict
 from engine.server.approvals_codec import STATES, approval_from_proto
 from engine.server.request_codec import request_to_proto
@@ -149,11 +150,23 @@ class GuardError(Exception):
 class GuardClient:
     """A connection to a Guard server. Thread-safe; reuse one for many calls; close when done."""
 
-    def __init__(self, target: str, *, timeout: float | None = 5.0, max_message_bytes: int = 8 << 20) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = 5.0,
+        max_message_bytes: int = 8 << 20,
+        tls: ClientTls | None = None,
+    ) -> None:
+        """Connect to ``target`` (HOST:PORT), over TLS when ``tls`` is given."""
         self.target = target
         self.timeout = timeout
         options = [("grpc.max_send_message_length", max_message_bytes)]
-        self._channel = grpc.insecure_channel(target, options=options)
+        if tls is None:
+            self._channel = grpc.insecure_channel(target, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(*tls.read())
+            self._channel = grpc.secure_channel(target, credentials, options=options)
         self._stub = pb_grpc.GuardStub(self._channel)
         self._approvals = apb_grpc.ApprovalsStub(self._channel)
 

@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detectors.specs import DetectorSettings
 from engine.audit.config import AuditConfig
@@ -22,6 +22,29 @@ class Limits(BaseModel):
     max_text_chars: int = Field(default=1_000_000, ge=1)  # `text`, and all messages' contents together
     max_messages: int = Field(default=1_000, ge=1)
     max_argument_depth: int = Field(default=32, ge=1, le=90)  # below protobuf's own recursion limit
+
+
+class Tls(BaseModel):
+    """The `[tls]` table. With a certificate and its key the server speaks TLS only; with a client CA
+    as well, every client must present a certificate that CA signed (mutual TLS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: str = ""  # PEM: the server's certificate chain
+    key_file: str = ""  # PEM: its private key (unencrypted)
+    client_ca_file: str = ""  # PEM: the CA(s) whose client certificates are accepted; "": none asked
+
+    @model_validator(mode="after")
+    def _complete(self) -> Tls:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file go together")
+        if self.client_ca_file and not self.cert_file:
+            raise ValueError("client_ca_file needs cert_file and key_file (mutual TLS is TLS first)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
 
 
 class ServeConfig(BaseModel):
@@ -51,6 +74,7 @@ class ServeConfig(BaseModel):
     # approvers.py); empty: any caller may, under any name it gives (the server warns at start)
     approvers_file: str = ""
     limits: Limits = Field(default_factory=Limits)
+    tls: Tls = Field(default_factory=Tls)  # the [tls] table: off unless a certificate is given
     audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
 
     @property

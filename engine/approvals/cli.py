@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.approvals.approvers import new_token, token_digest
 from engine.approvals.model import Approval, State
+from engine.client_tls import add_tls_arguments, tls_from_arguments
 
 if TYPE_CHECKING:
     from engine.client import GuardClient
@@ -102,7 +103,12 @@ def _run(command: Callable[[argparse.Namespace, GuardClient], int]) -> Command:
     def run(args: argparse.Namespace) -> int:
         from engine.client import GuardClient, GuardError  # noqa: PLC0415  (keeps grpc out of other commands)
 
-        with GuardClient(args.server, timeout=args.timeout) as client:
+        try:
+            client = GuardClient(args.server, timeout=args.timeout, tls=tls_from_arguments(args))
+        except (OSError, ValueError) as exc:
+            print(f"tls: {exc}", file=sys.stderr)
+            return 2
+        with client:
             try:
                 return command(args, client)
             except GuardError as exc:
@@ -121,6 +127,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser = commands.add_parser(name, help=command.__doc__)
         parser.add_argument("--server", default="127.0.0.1:50051", help="HOST:PORT of a running server")
         parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each call")
+        add_tls_arguments(parser)
         parser.set_defaults(func=_run(command))
         return parser
 

@@ -21,6 +21,7 @@ from engine.config import ServeConfig
 from engine.registry import Registry
 from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.servicer import GuardServicer
+from engine.server.tls import TlsError, server_credentials
 from engine.server.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb_grpc, pb_grpc
 
 log = logging.getLogger("palisade.server")
@@ -45,6 +46,14 @@ def load_registry(config: ServeConfig, pool: ThreadPoolExecutor | None = None) -
     return registry
 
 
+def load_credentials(config: ServeConfig) -> grpc.ServerCredentials | None:
+    """The `[tls]` credentials, or None for a plaintext server."""
+    try:
+        return server_credentials(config.tls)
+    except TlsError as exc:
+        raise StartError(f"tls: {exc}") from None
+
+
 def load_approvers(config: ServeConfig) -> Approvers | None:
     """The approvers file's approvers, or None when the config names none."""
     if not config.approvers_file:
@@ -60,6 +69,7 @@ class GuardServer:
 
     def __init__(self, config: ServeConfig, *, reuse_port: bool = False) -> None:
         self.config = config
+        self.credentials = load_credentials(config)
         self.approvers = load_approvers(config)
         self.detector_pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
         try:
@@ -101,7 +111,10 @@ class GuardServer:
     def start(self) -> int:
         """Bind and start serving; returns the port (the chosen one when the config says port 0)."""
         try:
-            self.port = self.server.add_insecure_port(self.config.listen)
+            if self.credentials is None:
+                self.port = self.server.add_insecure_port(self.config.listen)
+            else:
+                self.port = self.server.add_secure_port(self.config.listen, self.credentials)
         except RuntimeError as exc:
             raise StartError(f"listen: cannot bind {self.config.listen}: {exc}") from None
         if not self.port:

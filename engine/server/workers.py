@@ -23,6 +23,7 @@ from engine.server.app import (
     StartError,
     host_port,
     load_approvers,
+    load_credentials,
     load_registry,
     on_stop_signals,
     serve,
@@ -139,6 +140,7 @@ def serve_workers(config: ServeConfig, ready: Callable[[str], None] | None = Non
     """Serve with ``config.workers`` processes sharing one port; returns the exit status."""
     load_registry(config)  # compile once here, so that bad rulesets fail before any worker starts
     load_approvers(config)  # and a bad approvers file
+    load_credentials(config)  # or TLS file
     reserved, listen = _reserve(config.listen)
     supervisor = Supervisor(config.model_copy(update={"listen": listen}))
     on_stop_signals(supervisor.stop)

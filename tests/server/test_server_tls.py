@@ -1,0 +1,138 @@
+"""TLS and mutual TLS: a real server with certificates made for the test, clients with and without."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pydantic import ValidationError
+from server_helpers import config, running
+
+from dsl.types import Outcome
+from engine import cli
+from engine.client import GuardClient, GuardError
+from engine.client_tls import ClientTls
+from engine.config import Tls
+from engine.server.app import GuardServer, StartError
+
+Key = ec.EllipticCurvePrivateKey
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _issue(subject: str, key: Key, issuer: tuple[x509.Name, Key] | None, *, ca: bool) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    issuer_name, issuer_key = issuer or (_name(subject), key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(folder: Path, stem: str, cert: x509.Certificate, key: Key) -> tuple[str, str]:
+    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A CA, a server certificate for localhost and 127.0.0.1, and a client certificate, all from that CA."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _issue("palisade test CA", ca_key, None, ca=True)
+    files = dict(zip(("ca", "ca_key"), _write(folder, "ca", ca, ca_key), strict=True))
+    for who in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(who, key, (ca.subject, ca_key), ca=False)
+        files[who], files[f"{who}_key"] = _write(folder, who, cert, key)
+    return files
+
+
+@pytest.fixture()
+def mutual(pki: dict[str, str]) -> Iterator[str]:
+    tls = Tls(cert_file=pki["server"], key_file=pki["server_key"], client_ca_file=pki["ca"])
+    with running(config(tls=tls)) as server:
+        yield f"127.0.0.1:{server.port}"
+
+
+def _check(target: str, tls: ClientTls | None) -> Outcome:
+    with GuardClient(target, timeout=5.0, tls=tls) as client:
+        return client.check(ruleset="server_test", text="hello").outcome
+
+
+def test_a_tls_server_answers_clients_that_trust_its_ca_and_refuses_plaintext(pki: dict[str, str]) -> None:
+    with running(config(tls=Tls(cert_file=pki["server"], key_file=pki["server_key"]))) as server:
+        target = f"127.0.0.1:{server.port}"
+        assert _check(target, ClientTls(ca_file=pki["ca"])) is Outcome.ALLOW
+        for client_tls in (None, ClientTls()):  # plaintext; TLS trusting only the system's roots
+            with pytest.raises(GuardError) as refused:
+                _check(target, client_tls)
+            assert refused.value.code is grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_needs_a_client_certificate_from_the_client_ca(mutual: str, pki: dict[str, str]) -> None:
+    with pytest.raises(GuardError) as refused:
+        _check(mutual, ClientTls(ca_file=pki["ca"]))
+    assert refused.value.code is grpc.StatusCode.UNAVAILABLE
+    tls = ClientTls(ca_file=pki["ca"], cert_file=pki["client"], key_file=pki["client_key"])
+    assert _check(mutual, tls) is Outcome.ALLOW
+
+
+def test_the_cli_reaches_a_mutual_tls_server_with_its_tls_flags(
+    mutual: str, pki: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ask = ["ask", "--server", mutual, "--ruleset", "server_test", "--text", "hello"]
+    flags = ["--tls-ca", pki["ca"], "--tls-cert", pki["client"], "--tls-key", pki["client_key"]]
+    assert cli.main([*ask, *flags]) == 0
+    assert '"outcome": "allow"' in capsys.readouterr().out
+    assert cli.main([*ask, "--tls-ca", pki["ca"], "--tls-cert", pki["client"]]) == 2
+    assert "go together" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("cert_file", "cert_file .*: not PEM certificates"), ("key_file", "key_file .*: not an unencrypted")],
+)
+def test_a_bad_tls_file_stops_the_server_starting_and_names_it(
+    pki: dict[str, str], tmp_path: Path, setting: str, message: str
+) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a pem file\n")
+    files = {"cert_file": pki["server"], "key_file": pki["server_key"]} | {setting: str(garbage)}
+    with pytest.raises(StartError, match=f"tls: {message}"):
+        GuardServer(config(tls=Tls(**files)))
+    with pytest.raises(StartError, match=r"tls: cert_file .*: cannot read it"):
+        GuardServer(config(tls=Tls(cert_file=str(tmp_path / "none.pem"), key_file=pki["server_key"])))
+
+
+def test_tls_settings_that_cannot_work_are_refused_by_the_config() -> None:
+    with pytest.raises(ValidationError, match="go together"):
+        Tls(cert_file="server.pem")
+    with pytest.raises(ValidationError, match="mutual TLS is TLS first"):
+        Tls(client_ca_file="ca.pem")
