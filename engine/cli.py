@@ -15,7 +15,7 @@ from dsl.diagnostics import CompileError, render_all, to_json
 from engine import policytest, score
 from engine.approvals import cli as approvals_cli
 from engine.audit import cli as audit_cli
-from engine.client_tls import add_tls_arguments, tls_from_arguments
+from engine.client_tls import add_tls_arguments
 from engine.evaluator import Evaluator
 from engine.registry import source_files
 from engine.request import Request, RequestError, request_from_dict
@@ -134,17 +134,15 @@ def _ask_request(args: argparse.Namespace) -> tuple[str, str, Request]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Send one Check to a running server and print the decision as JSON."""
-    from engine.client import GuardClient, GuardError  # noqa: PLC0415  (keeps grpc out of other commands)
+    from engine.client import GuardError, client_from_arguments  # noqa: PLC0415  (keeps grpc out of others)
 
     try:
         ruleset, version, request = _ask_request(args)
     except (json.JSONDecodeError, RequestError) as exc:
         print(f"invalid request: {exc}", file=sys.stderr)
         return 2
-    try:
-        client = GuardClient(args.server, timeout=args.timeout, tls=tls_from_arguments(args))
-    except (OSError, ValueError) as exc:
-        print(f"tls: {exc}", file=sys.stderr)
+    client = client_from_arguments(args)
+    if client is None:
         return 2
     with client:
         try:

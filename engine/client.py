@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -12,7 +14,7 @@ import grpc
 
 from dsl.types import Outcome, Stage
 from engine.approvals import Approval, State
-from engine.client_tls import ClientTls
+from engine.client_tls import ClientTls, tls_from_arguments
 from engine.request import Message, Principal, Request, ToolCall, request_from_dict
 from engine.server.approvals_codec import STATES, approval_from_proto
 from engine.server.request_codec import request_to_proto
@@ -279,6 +281,16 @@ class GuardClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def client_from_arguments(args: argparse.Namespace) -> GuardClient | None:
+    """The client that a command's --server, --timeout and TLS flags describe; None, with the
+    reason on stderr, when a TLS file cannot be used."""
+    try:
+        return GuardClient(args.server, timeout=args.timeout, tls=tls_from_arguments(args))
+    except (OSError, ValueError) as exc:
+        print(f"tls: {exc}", file=sys.stderr)
+        return None
 
 
 def _guard_error(exc: grpc.RpcError) -> GuardError:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.approvals.approvers import new_token, token_digest
 from engine.approvals.model import Approval, State
-from engine.client_tls import add_tls_arguments, tls_from_arguments
+from engine.client_tls import add_tls_arguments
 
 if TYPE_CHECKING:
     from engine.client import GuardClient
@@ -101,12 +101,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def _run(command: Callable[[argparse.Namespace, GuardClient], int]) -> Command:
     def run(args: argparse.Namespace) -> int:
-        from engine.client import GuardClient, GuardError  # noqa: PLC0415  (keeps grpc out of other commands)
+        from engine.client import GuardError, client_from_arguments  # noqa: PLC0415  (keeps grpc out of others)
 
-        try:
-            client = GuardClient(args.server, timeout=args.timeout, tls=tls_from_arguments(args))
-        except (OSError, ValueError) as exc:
-            print(f"tls: {exc}", file=sys.stderr)
+        client = client_from_arguments(args)
+        if client is None:
             return 2
         with client:
             try:
