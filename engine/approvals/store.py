@@ -10,7 +10,7 @@ from dataclasses import astuple, dataclass, fields, replace
 from pathlib import Path
 
 from engine.approvals.model import AlreadyResolved, Approval, ApprovalError, ApprovalNotFound, Change, State
-from engine.audit.store import file_lock
+from engine.audit.store import file_lock, lock_path
 
 DB_NAME = "approvals.db"
 _BUSY_TIMEOUT_S = 10.0
@@ -53,6 +53,7 @@ class ApprovalStore:
         self._conn = conn
         self._lock = threading.Lock()
         self.path = path
+        self.lock_path = lock_path(path)
 
     @classmethod
     def open(cls, data_dir: str | Path) -> ApprovalStore:
@@ -64,7 +65,7 @@ class ApprovalStore:
                 path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             conn.execute("PRAGMA synchronous=FULL")
-            with file_lock(path.with_name(path.name + ".lock")):  # workers starting together
+            with file_lock(lock_path(path)):  # workers starting together
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
@@ -85,8 +86,12 @@ class ApprovalStore:
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taking the write lock at once: compare-and-set across processes."""
-        with self._reading() as conn:
+        """One write transaction, taking the write lock at once: compare-and-set across processes.
+
+        Server workers take the lock file first, as the audit store does (engine/audit/store.py):
+        a blocked flock wakes when the holder lets go, where SQLite's busy handler sleeps and polls.
+        """
+        with self._reading() as conn, file_lock(self.lock_path):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

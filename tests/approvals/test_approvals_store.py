@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from engine.approvals import AlreadyResolved, Approval, Approvals, ApprovalStore
 from engine.approvals.model import now_us
 from engine.audit import AuditLog, AuditPaths
 from engine.audit.keys import HMAC_KEY_BYTES, Digester, load_verifier
-from engine.audit.store import Store
+from engine.audit.store import Store, file_lock
 from engine.audit.verify import verify_log
 from engine.ids import new_id
 from engine.request import Principal, Request, ToolCall
@@ -124,6 +125,28 @@ def test_two_stores_on_one_file_resolve_by_compare_and_set(approvals: Approvals,
     finally:
         other_store.close()
     assert approvals.get(opened.id).resolver == "bob"
+
+
+def test_writes_wait_for_the_lock_file_that_other_processes_hold(
+    approvals: Approvals, tmp_path: Path
+) -> None:
+    opened = approvals.open(_candidate(), "d1")
+    reader = ApprovalStore.open(tmp_path)  # another process's view (the store itself is busy writing)
+    resolved = threading.Event()
+
+    def resolve() -> None:
+        approvals.resolve(opened.id, True, "alice", "")
+        resolved.set()
+
+    with file_lock(approvals.store.lock_path):  # as another server worker's write would hold it
+        answering = threading.Thread(target=resolve)
+        answering.start()
+        assert not resolved.wait(0.3)  # it waits for the lock, not on SQLite's own write lock
+        assert reader.get(opened.id).state is State.PENDING
+    assert resolved.wait(10)
+    answering.join()
+    assert reader.get(opened.id).state is State.APPROVED
+    reader.close()
 
 
 def test_approvals_outlive_the_store(tmp_path: Path, approvals: Approvals) -> None:
