@@ -47,6 +47,19 @@ class Tls(BaseModel):
         return bool(self.cert_file)
 
 
+class ApprovalsConfig(BaseModel):
+    """The `[approvals]` table: who may answer, and how long answered approvals are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # a TOML file of approver names and token digests (engine/approvals/approvers.py); empty: any
+    # caller may answer, under any name it gives (the server warns at start)
+    approvers_file: str = ""
+    # approvals no longer pending are deleted this long after their deadline (their history stays
+    # in the audit log); resuming with a deleted one's id is refused like an unknown id
+    keep_days: float = Field(default=30.0, gt=0)
+
+
 class ServeConfig(BaseModel):
     """Everything `palisade serve` needs; a TOML file sets any of it and flags override the file."""
 
@@ -70,11 +83,9 @@ class ServeConfig(BaseModel):
     classifier_spinning: bool = False  # let those threads spin between runs (only with cores to spare)
     # the environment variable holding the key of `fallback pseudonymize` (unset: a key per process)
     pseudonym_key_env: str = "PALISADE_PSEUDONYM_KEY"
-    # who may answer approvals: a TOML file of approver names and token digests (engine/approvals/
-    # approvers.py); empty: any caller may, under any name it gives (the server warns at start)
-    approvers_file: str = ""
     limits: Limits = Field(default_factory=Limits)
     tls: Tls = Field(default_factory=Tls)  # the [tls] table: off unless a certificate is given
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)  # the [approvals] table
     audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
 
     @property

@@ -1,6 +1,6 @@
 """Who may answer approvals: approver names, each known by the SHA-256 of a secret bearer token.
 
-The approvers file (`approvers_file` in the service config) is TOML:
+The approvers file (`[approvals] approvers_file` in the service config) is TOML:
 
     [approvers]
     alice = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

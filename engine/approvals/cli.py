@@ -94,7 +94,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     token = new_token()
     print(f"# {args.name}'s approver token: give it to them; the server keeps only its digest")
     print(f"{TOKEN_ENV}={token}")
-    print("# the line for the [approvers] table of the server's approvers_file:")
+    print("# the line for the [approvers] table of the file that [approvals] approvers_file names:")
     print(f'{args.name} = "{token_digest(token)}"')
     return 0
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from engine.approvals.model import Approval, Change, State, now_us
 from engine.approvals.store import ApprovalStore, Query, Recorder
 from engine.audit import AuditLog
 
+log = logging.getLogger("palisade.approvals")
 ENGINE_ACTOR = "palisade"
+DEFAULT_KEEP_S = 30 * 86_400.0
+_PRUNE_EVERY_US = 3_600 * 1_000_000
 
 
 class Approvals:
-    """The approvals of one data directory. Expiry is applied lazily, whenever approvals are read."""
+    """The approvals of one data directory. Expiry is applied lazily, whenever approvals are read;
+    answered ones are deleted ``keep_s`` after their deadline, checked at most hourly on opening."""
 
-    def __init__(self, store: ApprovalStore, audit: AuditLog) -> None:
+    def __init__(self, store: ApprovalStore, audit: AuditLog, keep_s: float = DEFAULT_KEEP_S) -> None:
         self.store = store
         self.audit = audit
+        self._keep_us = int(keep_s * 1_000_000)
+        self._pruned_us = 0
 
     def _recorder(self, actor: str = ENGINE_ACTOR, comment: str = "", decision_id: str = "") -> Recorder:
         def record(event: str, approval: Approval) -> None:
@@ -29,6 +36,8 @@ class Approvals:
 
     def open(self, candidate: Approval, decision_id: str) -> Approval:
         """The pending approval for ``candidate``'s request and rule, opening ``candidate`` if none."""
+        if now_us() - self._pruned_us >= _PRUNE_EVERY_US:
+            self.prune()
         approval, _ = self.store.open_or_join(candidate, self._recorder(decision_id=decision_id))
         return approval
 
@@ -66,6 +75,15 @@ class Approvals:
         """Record that ``approval`` was presented with a request it is not bound to."""
         comment = "presented with a request it is not bound to"
         self._recorder(actor, comment, decision_id)("replay", approval)
+
+    def prune(self) -> int:
+        """Expire the due approvals, then delete those past their deadline by more than ``keep_s``."""
+        self.expire_due()
+        self._pruned_us = now_us()
+        deleted = self.store.prune(self._pruned_us - self._keep_us)
+        if deleted:
+            log.info("approvals: deleted %d answered approval(s) past their deadline", deleted)
+        return deleted
 
     def expire_due(self) -> list[Approval]:
         return self.store.expire_due(now_us(), self._recorder())

@@ -170,6 +170,15 @@ class ApprovalStore:
                 return done
         raise AlreadyResolved(current)
 
+    def prune(self, before_us: int) -> int:
+        """Delete the approvals that are no longer pending and whose deadline is before ``before_us``,
+        with their changes; returns how many. (Expire the due ones first: pending ones are kept.)"""
+        where = "WHERE state != ? AND deadline_us < ?"
+        args = (State.PENDING.value, before_us)
+        with self._writing() as conn:
+            conn.execute(f"DELETE FROM changes WHERE approval_id IN (SELECT id FROM approvals {where})", args)
+            return int(conn.execute(f"DELETE FROM approvals {where}", args).rowcount)
+
     def expire_due(self, now_us: int, record: Recorder) -> list[Approval]:
         """Expire every pending approval past its deadline; returns them."""
         if not self.any_due(now_us):

@@ -56,12 +56,12 @@ def load_credentials(config: ServeConfig) -> grpc.ServerCredentials | None:
 
 def load_approvers(config: ServeConfig) -> Approvers | None:
     """The approvers file's approvers, or None when the config names none."""
-    if not config.approvers_file:
+    if not config.approvals.approvers_file:
         return None
     try:
-        return Approvers.load(config.approvers_file)
+        return Approvers.load(config.approvals.approvers_file)
     except ApproversError as exc:
-        raise StartError(f"approvers_file: {exc}") from None
+        raise StartError(f"approvals: approvers_file: {exc}") from None
 
 
 class GuardServer:
@@ -84,7 +84,8 @@ class GuardServer:
             self.detector_pool.shutdown(wait=False)
             raise StartError(f"audit: {exc}") from None
         try:
-            self.approvals = Approvals(ApprovalStore.open(config.data_dir), self.audit)
+            store = ApprovalStore.open(config.data_dir)
+            self.approvals = Approvals(store, self.audit, keep_s=config.approvals.keep_days * 86_400)
         except ApprovalUnavailable as exc:
             self.audit.close()
             self.detector_pool.shutdown(wait=False)

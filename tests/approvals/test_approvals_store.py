@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from dsl.types import Stage
-from engine.approvals import AlreadyResolved, Approval, Approvals, ApprovalStore, State, binding_digest
+from engine.approvals import (
+    AlreadyResolved,
+    Approval,
+    ApprovalNotFound,
+    Approvals,
+    ApprovalStore,
+    State,
+    binding_digest,
+)
 from engine.approvals.model import now_us
 from engine.audit import AuditLog, AuditPaths
 from engine.audit.keys import HMAC_KEY_BYTES, Digester, load_verifier
@@ -147,6 +155,38 @@ def test_writes_wait_for_the_lock_file_that_other_processes_hold(
     answering.join()
     assert reader.get(opened.id).state is State.APPROVED
     reader.close()
+
+
+def test_answered_approvals_are_deleted_once_their_deadline_is_older_than_the_keep_time(
+    tmp_path: Path,
+) -> None:
+    audit = AuditLog.open(tmp_path)
+    store = ApprovalStore.open(tmp_path)
+    keeping = Approvals(store, audit, keep_s=60.0)
+    try:
+        old_answered = keeping.open(_candidate(deadline_in_us=-2 * MINUTE_US), "d1")  # expires when read
+        old_pending_request = dataclasses.replace(REQUEST, principal=Principal(id="agent-8", tenant="acme"))
+        recent = keeping.open(_candidate(deadline_in_us=-MINUTE_US // 2, request=old_pending_request), "d2")
+        live = keeping.open(_candidate(request=dataclasses.replace(REQUEST, text="other")), "d3")
+        assert keeping.prune() == 1  # the approval whose deadline passed more than a minute ago
+        with pytest.raises(ApprovalNotFound):
+            keeping.get(old_answered.id)
+        assert keeping.get(recent.id).state is State.EXPIRED  # within the keep time
+        assert keeping.get(live.id).state is State.PENDING  # pending: never deleted
+        assert [c.approval.id for c in keeping.changes_after(0)] == [recent.id, live.id, recent.id]
+    finally:
+        store.close()
+        audit.close()
+    assert _audit_events(tmp_path) == ["opened", "opened", "opened", "expired", "expired"]  # all kept
+
+
+def test_opening_an_approval_prunes_first_once_an_hour(approvals: Approvals, tmp_path: Path) -> None:
+    old = approvals.open(_candidate(deadline_in_us=-2 * MINUTE_US), "d1")
+    approvals.expire_due()
+    restarted = Approvals(approvals.store, approvals.audit, keep_s=60.0)  # a new process, say
+    restarted.open(_candidate(request=dataclasses.replace(REQUEST, text="other")), "d2")
+    with pytest.raises(ApprovalNotFound):
+        restarted.get(old.id)
 
 
 def test_approvals_outlive_the_store(tmp_path: Path, approvals: Approvals) -> None:

@@ -16,6 +16,7 @@ from engine import cli
 from engine.approvals import State
 from engine.approvals.approvers import Approvers, ApproversError, token_digest
 from engine.client import GuardClient, GuardError
+from engine.config import ApprovalsConfig
 from engine.server.app import GuardServer, StartError
 
 RULESETS = HERE / "approval_rulesets"
@@ -33,7 +34,8 @@ def _write(path: Path, **approvers: str) -> Path:
 @pytest.fixture()
 def guarded(tmp_path: Path) -> Iterator[tuple[GuardServer, GuardClient]]:
     approvers = _write(tmp_path / "approvers.toml", alice=ALICE, bob=BOB)
-    cfg = config(rulesets=str(RULESETS), data_dir=str(tmp_path / "data"), approvers_file=str(approvers))
+    approvals = ApprovalsConfig(approvers_file=str(approvers))
+    cfg = config(rulesets=str(RULESETS), data_dir=str(tmp_path / "data"), approvals=approvals)
     with running(cfg) as server, GuardClient(f"127.0.0.1:{server.port}", timeout=10.0) as client:
         yield server, client
 
@@ -133,11 +135,11 @@ def test_a_bad_approvers_file_is_named_and_stops_the_server_starting(
         Approvers.load(path)
     assert message in str(bad.value)
     with pytest.raises(StartError, match="approvers_file"):
-        GuardServer(config(rulesets=str(RULESETS), approvers_file=str(path)))
+        GuardServer(config(rulesets=str(RULESETS), approvals=ApprovalsConfig(approvers_file=str(path))))
 
 
 def test_a_missing_approvers_file_fails_start(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.toml"
     assert not os.path.exists(missing)
     with pytest.raises(StartError, match="cannot read the approvers file"):
-        GuardServer(config(rulesets=str(RULESETS), approvers_file=str(missing)))
+        GuardServer(config(rulesets=str(RULESETS), approvals=ApprovalsConfig(approvers_file=str(missing))))
