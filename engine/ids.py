@@ -13,18 +13,19 @@ _RANDOM_BYTES = 10  # 74 of their 80 bits are used
 _REFILL_IDS = 256
 # Random bytes drawn from the OS a few kilobytes at a time: os.urandom releases the interpreter lock,
 # and in a busy server each release can cost a whole time slice of another thread before it returns.
-# deque.popleft is atomic, so threads never share a chunk; two refilling at once only add more.
+# deque.popleft is atomic, so threads never share a chunk; two refilling at once only add more. A
+# forked child starts with an empty pool, so that parent and child never draw the same bytes.
 _chunks: deque[bytes] = deque()
+os.register_at_fork(after_in_child=_chunks.clear)
 
 
 def _random() -> int:
-    try:
-        chunk = _chunks.popleft()
-    except IndexError:
-        block = os.urandom(_RANDOM_BYTES * _REFILL_IDS)
-        _chunks.extend(block[i : i + _RANDOM_BYTES] for i in range(0, len(block), _RANDOM_BYTES))
-        chunk = _chunks.popleft()
-    return int.from_bytes(chunk, "big")
+    while True:
+        try:
+            return int.from_bytes(_chunks.popleft(), "big")
+        except IndexError:
+            block = os.urandom(_RANDOM_BYTES * _REFILL_IDS)
+            _chunks.extend(block[i : i + _RANDOM_BYTES] for i in range(0, len(block), _RANDOM_BYTES))
 
 
 def uuid7() -> uuid.UUID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -77,6 +78,20 @@ def test_uuid7_random_bits_never_repeat_across_threads_and_refills() -> None:
     with ThreadPoolExecutor(8) as pool:
         drawn = [bits for batch in pool.map(draw, range(8)) for bits in batch]
     assert len(set(drawn)) == len(drawn) == 24_000
+
+
+def test_a_forked_child_draws_other_random_bits_than_its_parent() -> None:
+    uuid7()  # the pool holds bytes now, which a child must not reuse
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next id's random bits, and leave at once
+        os.write(writer, uuid7().bytes)
+        os._exit(0)
+    os.close(writer)
+    child = uuid.UUID(bytes=os.read(reader, 16))
+    os.waitpid(pid, 0)
+    os.close(reader)
+    assert child.int & ((1 << 62) - 1) != uuid7().int & ((1 << 62) - 1)
 
 
 def test_every_setting_has_a_default() -> None:
