@@ -104,7 +104,17 @@ class ConfigError(ValueError):
     """The config file cannot be read or has invalid settings; the message names the key."""
 
 
-_PATH_KEYS = ("rulesets", "data_dir")
+# settings that name files: relative ones in a config file are relative to that file
+_PATH_KEYS = (
+    ("rulesets",),
+    ("data_dir",),
+    ("approvals", "approvers_file"),
+    ("tls", "cert_file"),
+    ("tls", "key_file"),
+    ("tls", "client_ca_file"),
+    ("audit", "hmac_key_path"),
+    ("audit", "signing_key_path"),
+)
 
 
 def load_config(path: str | None = None, overrides: Mapping[str, Any] | None = None) -> ServeConfig:
@@ -112,8 +122,7 @@ def load_config(path: str | None = None, overrides: Mapping[str, Any] | None = N
     data: dict[str, Any] = {}
     if path:
         data = _read(path)
-        base = os.path.dirname(os.path.abspath(path))
-        data |= {k: os.path.join(base, data[k]) for k in _PATH_KEYS if isinstance(data.get(k), str)}
+        _relative_to(os.path.dirname(os.path.abspath(path)), data)
     data |= {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         return ServeConfig.model_validate(data)
@@ -123,6 +132,16 @@ def load_config(path: str | None = None, overrides: Mapping[str, Any] | None = N
             f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(where + problems) from None
+
+
+def _relative_to(base: str, data: dict[str, Any]) -> None:
+    """Make the file-naming settings in ``data`` that are relative paths relative to ``base``."""
+    for *tables, key in _PATH_KEYS:
+        table: Any = data
+        for name in tables:
+            table = table.get(name) if isinstance(table, dict) else None
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+            table[key] = os.path.join(base, table[key])
 
 
 def _read(path: str) -> dict[str, Any]:

@@ -113,6 +113,25 @@ def test_the_file_sets_values_relative_to_itself_and_flags_win(tmp_path: Path) -
     assert (config.workers, config.listen, config.limits.max_messages) == (2, "127.0.0.1:50051", 7)
 
 
+def test_every_file_a_config_file_names_is_relative_to_it(tmp_path: Path) -> None:
+    path = tmp_path / "etc" / "palisade.toml"
+    path.parent.mkdir()
+    path.write_text(
+        '[approvals]\napprovers_file = "approvers.toml"\n'
+        '[tls]\ncert_file = "tls/server.pem"\nkey_file = "/abs/server.key"\n'
+        '[audit]\nhmac_key_path = "keys/hmac.key"\n',
+        encoding="utf-8",
+    )
+    config = load_config(str(path))
+    assert config.approvals.approvers_file == str(tmp_path / "etc" / "approvers.toml")
+    assert (config.tls.cert_file, config.tls.key_file) == (
+        str(tmp_path / "etc/tls/server.pem"),
+        "/abs/server.key",
+    )
+    assert config.audit.hmac_key_path == str(tmp_path / "etc" / "keys" / "hmac.key")
+    assert (config.tls.client_ca_file, config.audit.signing_key_path) == ("", "")  # unset stays unset
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
