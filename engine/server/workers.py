@@ -53,7 +53,9 @@ def _worker(config_data: dict[str, Any], ready: Queue[tuple[int, str]]) -> None:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="palisade[%(process)d]: %(message)s", stream=sys.stderr)
+    """Palisade's own messages from INFO up; libraries' (presidio's device, ...) from WARNING up."""
+    logging.basicConfig(level=logging.WARNING, format="palisade[%(process)d]: %(message)s", stream=sys.stderr)
+    logging.getLogger("palisade").setLevel(logging.INFO)
 
 
 def _reserve(listen: str) -> tuple[socket.socket, str]:
