@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from engine.client_tls import add_tls_arguments
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Drive each ruleset's scenario through the real server at a fixed rate; gate p95 on its budget."""
@@ -32,4 +34,5 @@ def register(sub: Any) -> None:
     bench.add_argument("--processes", type=int, default=2, help="load-generator processes")
     bench.add_argument("--workers", type=int, default=1, help="server processes (when it starts one)")
     bench.add_argument("--config", help="TOML settings for the server it starts (see `palisade serve`)")
+    add_tls_arguments(bench)  # for a server that speaks TLS: --target's, or one whose --config sets [tls]
     bench.set_defaults(func=cmd_bench)

@@ -20,6 +20,7 @@ from typing import NamedTuple, TypeAlias
 
 import grpc
 
+from engine.client_tls import ClientTls
 from engine.server.wire import CHECK_METHOD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,10 +115,15 @@ def palisade_server(rulesets: str, data_dir: str, workers: int = 1, config: str 
 
 
 @contextmanager
-def callers(target: str, connections: int) -> Iterator[list[Call]]:
-    """Raw-bytes Check callables, one TCP connection each (so SO_REUSEPORT can spread them)."""
+def callers(target: str, connections: int, tls: ClientTls | None = None) -> Iterator[list[Call]]:
+    """Raw-bytes Check callables, one TCP connection each (so SO_REUSEPORT can spread them); over
+    TLS when ``tls`` is given."""
     options = [("grpc.use_local_subchannel_pool", 1)]
-    channels = [grpc.insecure_channel(target, options=options) for _ in range(connections)]
+    if tls is None:
+        channels = [grpc.insecure_channel(target, options=options) for _ in range(connections)]
+    else:
+        credentials = grpc.ssl_channel_credentials(*tls.read())
+        channels = [grpc.secure_channel(target, credentials, options=options) for _ in range(connections)]
     try:
         for channel in channels:
             grpc.channel_ready_future(channel).result(timeout=30)
@@ -168,10 +174,10 @@ def open_loop(calls: list[Call], requests: Sequence[bytes], schedule: Schedule, 
 # Load-generator processes
 
 
-def _generator(conn: Connection, target: str, connections: int, senders: int) -> None:
+def _generator(conn: Connection, target: str, connections: int, senders: int, tls: ClientTls | None) -> None:
     """A load-generator process: takes ("requests", [bytes]) and ("run", Schedule) until None."""
     requests: list[bytes] = []
-    with callers(target, connections) as calls:
+    with callers(target, connections, tls) as calls:
         conn.send("ready")
         while (message := conn.recv()) is not None:
             kind, payload = message
@@ -187,18 +193,28 @@ def _generator(conn: Connection, target: str, connections: int, senders: int) ->
 class LoadGenerators:
     """``processes`` load-generator processes, each with its own connections and sender threads."""
 
-    def __init__(self, target: str, processes: int = 2, connections: int = 2, senders: int = 16) -> None:
+    def __init__(
+        self,
+        target: str,
+        processes: int = 2,
+        connections: int = 2,
+        senders: int = 16,
+        tls: ClientTls | None = None,
+    ) -> None:
         self._pipes: list[Connection] = []
         self._procs: list[SpawnProcess] = []
         for _ in range(processes):
             mine, theirs = _CTX.Pipe()
-            proc = _CTX.Process(target=_generator, args=(theirs, target, connections, senders), daemon=True)
+            args = (theirs, target, connections, senders, tls)
+            proc = _CTX.Process(target=_generator, args=args, daemon=True)
             proc.start()
+            theirs.close()  # the child has its own copy: if it dies, recv() here gets EOFError
             self._pipes.append(mine)
             self._procs.append(proc)
         if not self._replied("ready"):
             self.close(now=True)
-            raise RuntimeError(f"a load generator could not connect to {target}")
+            hint = "" if tls else " (a server that speaks TLS needs --tls or --tls-ca)"
+            raise RuntimeError(f"a load generator could not connect to {target}{hint}")
 
     def _replied(self, word: str) -> bool:
         try:

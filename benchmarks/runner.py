@@ -22,6 +22,7 @@ from benchmarks.report import Run, combine, measure, server_load, stats_table, s
 from benchmarks.workload import Scenario, ScenarioError, Workload, find_scenario, generate, load_scenario
 from dsl.compiler import run
 from dsl.diagnostics import CompileError
+from engine.client_tls import tls_from_arguments
 from engine.registry import source_files
 
 
@@ -208,7 +209,7 @@ def bench_all(args: argparse.Namespace, chosen: list[Subject], options: Options)
     results = []
     with (
         served(args.rulesets, args.target, args.workers, args.config) as (target, pid),
-        LoadGenerators(target, processes=args.processes) as generators,
+        LoadGenerators(target, processes=args.processes, tls=tls_from_arguments(args)) as generators,
     ):
         for subject in chosen:
             results.append(bench(generators, subject, options, pid))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
-from server_helpers import config, running
+from server_helpers import ROOT, config, running
 
 from dsl.types import Outcome
 from engine import cli
@@ -136,3 +139,20 @@ def test_tls_settings_that_cannot_work_are_refused_by_the_config() -> None:
         Tls(cert_file="server.pem")
     with pytest.raises(ValidationError, match="mutual TLS is TLS first"):
         Tls(client_ca_file="ca.pem")
+
+
+def test_the_bench_drives_a_tls_server_given_its_ca(pki: dict[str, str], tmp_path: Path) -> None:
+    bench_dir = ROOT / "tests" / "bench"
+    tls = Tls(cert_file=pki["server"], key_file=pki["server_key"])
+    with running(config(rulesets=str(bench_dir / "rulesets"), tls=tls)) as server:
+        report = tmp_path / "bench.json"
+        command = [
+            sys.executable, "-m", "engine.cli", "bench", "--rulesets", str(bench_dir / "rulesets"),
+            "--scenario", str(bench_dir / "slow_budget.toml"), "--target", f"127.0.0.1:{server.port}",
+            "--tls-ca", pki["ca"], "--rate", "20", "--duration", "1", "--warmup", "0.5", "--repeat", "1",
+            "--processes", "1", "--json", str(report),
+        ]  # fmt: skip
+        done = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # 1: this ruleset is slower than its budget
+    (ruleset,) = json.loads(report.read_text())["rulesets"]
+    assert ruleset["median"]["errors"] == {} and ruleset["median"]["sent"] > 0
