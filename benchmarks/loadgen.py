@@ -20,6 +20,7 @@ from typing import NamedTuple, TypeAlias
 
 import grpc
 
+from engine.client import open_channel
 from engine.client_tls import ClientTls
 from engine.server.wire import CHECK_METHOD
 
@@ -119,11 +120,7 @@ def callers(target: str, connections: int, tls: ClientTls | None = None) -> Iter
     """Raw-bytes Check callables, one TCP connection each (so SO_REUSEPORT can spread them); over
     TLS when ``tls`` is given."""
     options = [("grpc.use_local_subchannel_pool", 1)]
-    if tls is None:
-        channels = [grpc.insecure_channel(target, options=options) for _ in range(connections)]
-    else:
-        credentials = grpc.ssl_channel_credentials(*tls.read())
-        channels = [grpc.secure_channel(target, credentials, options=options) for _ in range(connections)]
+    channels = [open_channel(target, options, tls) for _ in range(connections)]
     try:
         for channel in channels:
             grpc.channel_ready_future(channel).result(timeout=30)

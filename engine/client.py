@@ -163,12 +163,7 @@ class GuardClient:
         """Connect to ``target`` (HOST:PORT), over TLS when ``tls`` is given."""
         self.target = target
         self.timeout = timeout
-        options = [("grpc.max_send_message_length", max_message_bytes)]
-        if tls is None:
-            self._channel = grpc.insecure_channel(target, options=options)
-        else:
-            credentials = grpc.ssl_channel_credentials(*tls.read())
-            self._channel = grpc.secure_channel(target, credentials, options=options)
+        self._channel = open_channel(target, [("grpc.max_send_message_length", max_message_bytes)], tls)
         self._stub = pb_grpc.GuardStub(self._channel)
         self._approvals = apb_grpc.ApprovalsStub(self._channel)
 
@@ -281,6 +276,14 @@ class GuardClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def open_channel(target: str, options: Sequence[tuple[str, Any]], tls: ClientTls | None) -> grpc.Channel:
+    """A channel to ``target``: plaintext, or TLS with ``tls``'s files. Raises OSError or ValueError
+    when a TLS file cannot be used."""
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(*tls.read()), options=options)
 
 
 def client_from_arguments(args: argparse.Namespace) -> GuardClient | None:
