@@ -65,7 +65,7 @@ class ServeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rulesets: str = "rulesets"  # a directory (or file) of .pal rulesets, compiled at start
+    rulesets: str = "rulesets"  # a directory (or file) of .pal rulesets, compiled at start and on SIGHUP
     listen: str = "127.0.0.1:50051"  # HOST:PORT; port 0 picks a free port
     data_dir: str = "data"  # where durable state lives (created at start)
     workers: int = Field(default=1, ge=1, le=64)  # server processes sharing the port (SO_REUSEPORT)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from types import FrameType, TracebackType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dsl.diagnostics import CompileError
 from engine.approvals import ApprovalGate, Approvals, ApprovalStore, ApprovalUnavailable
 from engine.approvals.approvers import Approvers, ApproversError
 from engine.audit import AuditLog, AuditUnavailable
@@ -29,6 +32,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_NAMES = (GUARD_SERVICE, APPROVALS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+RELOAD_SIGNAL = signal.SIGHUP
+SIGNALS = STOP_SIGNALS | {RELOAD_SIGNAL}  # what a server process handles (blocked while a worker starts)
 _PARENT_POLL_S = 0.5
 
 
@@ -102,8 +107,8 @@ class GuardServer:
         ]
         limit = config.max_concurrent_rpcs
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
-        guard = GuardServicer(self.registry, config, self.audit, ApprovalGate(self.approvals))
-        pb_grpc.add_GuardServicer_to_server(guard, server)
+        self.guard = GuardServicer(self.registry, config, self.audit, ApprovalGate(self.approvals))
+        pb_grpc.add_GuardServicer_to_server(self.guard, server)
         apb_grpc.add_ApprovalsServicer_to_server(ApprovalsServicer(self.approvals, self.approvers), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
@@ -123,6 +128,24 @@ class GuardServer:
         self.server.start()
         self._set_serving(self.audit.healthy)
         return self.port
+
+    def reload(self) -> bool:
+        """Compile the rulesets anew and answer from them from the next call on (calls in flight
+        finish on the rulesets they started with). On any error the rulesets served stay as they
+        are, and the log says why: a bad ruleset never replaces a good one."""
+        try:
+            registry = load_registry(self.config, self.detector_pool)
+        except CompileError as exc:
+            count = len(exc.diagnostics)
+            log.error("reload refused, serving the rulesets as before: %d error(s)\n%s", count, exc)
+            return False
+        except Exception as exc:  # no ruleset left, a model that cannot load, an unreadable file
+            log.error("reload refused, serving the rulesets as before: %s", exc)
+            return False
+        self.registry = self.guard.registry = registry
+        served = ", ".join(f"{name} {version}" for name, version in sorted(registry.by_key))
+        log.info("reloaded %d ruleset(s): %s", len(registry.by_key), served)
+        return True
 
     def _set_serving(self, ok: bool) -> None:
         """Health follows the audit log: no durable record, no service (NOT_SERVING)."""
@@ -156,16 +179,21 @@ def host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def on_stop_signals(handler: Callable[[], None]) -> None:
-    """Call ``handler`` on SIGTERM and SIGINT (main thread only); deliver any that arrived blocked."""
+def on_signals(stop: Callable[[], None], reload: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT call ``stop``, SIGHUP ``reload`` (main thread only); deliver any that
+    arrived while they were blocked."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
+        if signum == RELOAD_SIGNAL:
+            log.info("received SIGHUP: reloading the rulesets")
+            reload()
+            return
         log.info("received %s: shutting down", signal.Signals(signum).name)
-        handler()
+        stop()
 
-    for signum in STOP_SIGNALS:
+    for signum in SIGNALS:
         signal.signal(signum, handle)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
 def _watch_parent(parent_pid: int, stopping: threading.Event) -> None:
@@ -176,6 +204,29 @@ def _watch_parent(parent_pid: int, stopping: threading.Event) -> None:
             stopping.set()
 
 
+class Reloader:
+    """Reloads a server's rulesets in a thread of its own when asked (SIGHUP). Requests that arrive
+    during a reload make one more reload after it, never two at once; requests made before
+    ``start`` wait for it."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[None] = queue.SimpleQueue()  # put() is safe in a signal handler
+
+    def request(self) -> None:
+        self._requests.put(None)
+
+    def start(self, server: GuardServer) -> None:
+        threading.Thread(target=self._run, args=(server,), name="palisade-reload", daemon=True).start()
+
+    def _run(self, server: GuardServer) -> None:
+        while True:
+            self._requests.get()
+            with suppress(queue.Empty):
+                while True:
+                    self._requests.get_nowait()
+            server.reload()
+
+
 def serve(
     config: ServeConfig,
     *,
@@ -183,12 +234,14 @@ def serve(
     ready: Callable[[str], None] | None = None,
     parent_pid: int | None = None,
 ) -> int:
-    """Run one server process until SIGTERM or SIGINT (or its supervisor dies); shut down gracefully."""
-    stopping = threading.Event()
-    on_stop_signals(stopping.set)
+    """Run one server process until SIGTERM or SIGINT (or its supervisor dies); shut down gracefully.
+    SIGHUP reloads the rulesets (GuardServer.reload)."""
+    stopping, reloader = threading.Event(), Reloader()
+    on_signals(stopping.set, reloader.request)
     if parent_pid is not None:
         threading.Thread(target=_watch_parent, args=(parent_pid, stopping), daemon=True).start()
     server = GuardServer(config, reuse_port=reuse_port)
+    reloader.start(server)
     port = server.start()
     host, _ = host_port(config.listen)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -199,7 +252,7 @@ def serve(
         ready(listen)
     stopping.wait()
     server.stop(config.shutdown_grace_s)
-    for signum in STOP_SIGNALS:  # a late second signal (Ctrl-C reaches workers too) must not cut the exit
+    for signum in SIGNALS:  # a late second signal (Ctrl-C reaches workers too) must not cut the exit
         signal.signal(signum, signal.SIG_IGN)
     log.info("worker %d stopped", os.getpid())
     return 0

@@ -19,13 +19,13 @@ from typing import Any
 
 from engine.config import ServeConfig
 from engine.server.app import (
-    STOP_SIGNALS,
+    SIGNALS,
     StartError,
     host_port,
     load_approvers,
     load_credentials,
     load_registry,
-    on_stop_signals,
+    on_signals,
     serve,
 )
 
@@ -74,7 +74,7 @@ def _reserve(listen: str) -> tuple[socket.socket, str]:
 
 
 class Supervisor:
-    """Starts N workers, restarts any that die unexpectedly, and forwards SIGTERM/SIGINT to them."""
+    """Starts N workers, restarts any that die unexpectedly, and forwards SIGTERM/SIGINT and SIGHUP."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
@@ -86,11 +86,11 @@ class Supervisor:
     def _spawn(self) -> SpawnProcess:
         process = _CTX.Process(target=_worker, args=(self.config.model_dump(), self.ready), daemon=False)
         # A worker inherits these signals blocked: one sent while it starts waits for its handlers.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
             process.start()
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         return process
 
     def start(self) -> None:
@@ -121,6 +121,12 @@ class Supervisor:
                 self.told.add(process.pid)
                 os.kill(process.pid, signal.SIGTERM)
 
+    def reload(self) -> None:
+        """Pass SIGHUP on: every worker reloads its rulesets (GuardServer.reload) and logs the result."""
+        for process in self.workers:
+            if process.pid is not None and process.pid not in self.told and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
+
     def supervise(self) -> int:
         """Wait for the workers; replace one that dies before shutdown. Returns 0 if all exit cleanly."""
         while not self.stopping.is_set():
@@ -145,7 +151,7 @@ def serve_workers(config: ServeConfig, ready: Callable[[str], None] | None = Non
     load_credentials(config)  # or TLS file
     reserved, listen = _reserve(config.listen)
     supervisor = Supervisor(config.model_copy(update={"listen": listen}))
-    on_stop_signals(supervisor.stop)
+    on_signals(supervisor.stop, supervisor.reload)
     try:
         supervisor.start()
         if ready is not None:

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,24 @@ def log_verifies(data_dir: Path) -> bool:
         return verify_log(store, load_verifier(paths.public_key)).ok
     finally:
         store.close()
+
+
+def worker_pids(server: ServeProcess) -> set[int]:
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    return {int(pid) for pid in children if is_worker(int(pid))}
+
+
+def is_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], attempts: int = 300) -> None:
+    """Poll ``condition`` (bounded); fail if it never holds."""
+    for _ in range(attempts):
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")

@@ -8,13 +8,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
-from server_helpers import BAD_RULESETS, ROOT, RULESETS, ServeProcess, serve_process
+from server_helpers import (
+    BAD_RULESETS,
+    ROOT,
+    RULESETS,
+    is_worker,
+    serve_process,
+    wait_for,
+    worker_pids,
+)
 
 from dsl.types import Outcome
 from engine.client import GuardClient, GuardError
@@ -117,27 +124,6 @@ def test_sigint_also_shuts_down_cleanly(tmp_path: Path) -> None:
         assert server.wait() == 0
 
 
-def worker_pids(server: ServeProcess) -> set[int]:
-    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
-    return {int(pid) for pid in children if _is_worker(int(pid))}
-
-
-def _is_worker(pid: int) -> bool:
-    try:
-        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-
-
-def wait_for(condition: Callable[[], bool], attempts: int = 300) -> None:
-    """Poll ``condition`` (bounded); fail if it never holds."""
-    for _ in range(attempts):
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
-
-
 def test_several_workers_share_the_port_and_replace_a_dead_one(tmp_path: Path) -> None:
     with serve_process(*serve_args(tmp_path, "--workers", "2")) as server:
         target = server.wait_ready()
@@ -163,7 +149,7 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
         pids = worker_pids(server)
         server.signal(signal.SIGKILL)
         server.wait()
-        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and _is_worker(pid) for pid in pids))
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and is_worker(pid) for pid in pids))
 
 
 def test_the_other_commands_do_not_load_grpc() -> None:
