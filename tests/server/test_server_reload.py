@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from server_helpers import ServeProcess, serve_process, wait_for, worker_pids
@@ -96,3 +98,26 @@ def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path) -> None:
         assert {served(target, f"a pear {i}") for i in range(12)} == {("2.0.0", Outcome.BLOCK)}
         server.signal(signal.SIGTERM)
         assert server.wait() == 0, server.output()
+
+
+def test_calls_during_reloads_all_get_an_answer(tmp_path: Path) -> None:
+    rulesets, args = start(tmp_path)
+    with serve_process(*args) as server:
+        target = server.wait_ready()
+        stop, versions = threading.Event(), set()
+
+        def call() -> None:  # one connection, calls back to back: any failure raises in the test
+            with GuardClient(target, timeout=30) as client:
+                while not stop.is_set():
+                    versions.add(client.check(ruleset="reload_test", text="a pear").version)
+
+        with ThreadPoolExecutor(2) as pool:
+            callers = [pool.submit(call) for _ in range(2)]
+            for number in range(2, 7):
+                write_ruleset(rulesets, f"{number}.0.0", "pear")
+                server.signal(signal.SIGHUP)
+                wait_for(lambda n=number: reloads(server) == n - 1)
+            stop.set()
+            for caller in callers:
+                caller.result(timeout=60)
+        assert "6.0.0" in versions and len(versions) >= 2
