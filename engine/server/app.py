@@ -109,7 +109,8 @@ class GuardServer:
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
         self.guard = GuardServicer(self.registry, config, self.audit, ApprovalGate(self.approvals))
         pb_grpc.add_GuardServicer_to_server(self.guard, server)
-        apb_grpc.add_ApprovalsServicer_to_server(ApprovalsServicer(self.approvals, self.approvers), server)
+        self.approvals_servicer = ApprovalsServicer(self.approvals, self.approvers)
+        apb_grpc.add_ApprovalsServicer_to_server(self.approvals_servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         return server
@@ -130,9 +131,16 @@ class GuardServer:
         return self.port
 
     def reload(self) -> bool:
-        """Compile the rulesets anew and answer from them from the next call on (calls in flight
-        finish on the rulesets they started with). On any error the rulesets served stay as they
-        are, and the log says why: a bad ruleset never replaces a good one."""
+        """Read the rulesets and the approvers file anew (SIGHUP); True when both loaded.
+
+        Each is replaced only when it loads whole, from the next call on (calls in flight finish
+        with what they started with); otherwise what is served stays as it was and the log says
+        why: a bad ruleset never replaces a good one, and a broken approvers file never lets
+        anyone answer approvals."""
+        rulesets = self._reload_rulesets()
+        return self._reload_approvers() and rulesets
+
+    def _reload_rulesets(self) -> bool:
         try:
             registry = load_registry(self.config, self.detector_pool)
         except CompileError as exc:
@@ -145,6 +153,19 @@ class GuardServer:
         self.registry = self.guard.registry = registry
         served = ", ".join(f"{name} {version}" for name, version in sorted(registry.by_key))
         log.info("reloaded %d ruleset(s): %s", len(registry.by_key), served)
+        return True
+
+    def _reload_approvers(self) -> bool:
+        if self.approvers is None:  # the config names no file: nothing to read
+            return True
+        try:
+            approvers = load_approvers(self.config)
+        except StartError as exc:
+            log.error("reload refused, keeping the approvers as before: %s", exc)
+            return False
+        if approvers is not None:  # always, since the config named a file at start
+            self.approvers = self.approvals_servicer.approvers = approvers
+            log.info("reloaded the approvers file: %d approver(s)", len(approvers.by_digest))
         return True
 
     def _set_serving(self, ok: bool) -> None:

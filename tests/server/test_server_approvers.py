@@ -143,3 +143,28 @@ def test_a_missing_approvers_file_fails_start(tmp_path: Path) -> None:
     assert not os.path.exists(missing)
     with pytest.raises(StartError, match="cannot read the approvers file"):
         GuardServer(config(rulesets=str(RULESETS), approvals=ApprovalsConfig(approvers_file=str(missing))))
+
+
+def test_a_reload_reads_the_approvers_file_again_and_a_broken_one_changes_nothing(
+    guarded: tuple[GuardServer, GuardClient], tmp_path: Path
+) -> None:
+    server, client = guarded
+    approval_id = _escalated(client)
+    _write(tmp_path / "approvers.toml", bob=BOB)  # alice's token is revoked
+    assert server.reload()
+    _refused(
+        lambda: client.resolve_approval(approval_id, approve=True, token=ALICE),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "unknown approver token",
+    )
+    (tmp_path / "approvers.toml").write_text('[approvers]\nbob = "not a digest"\n')
+    assert not server.reload()  # refused: bob stays, and nobody else gets in
+    _refused(
+        lambda: client.resolve_approval(approval_id, approve=True, token="guess"),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "unknown approver token",
+    )
+    (tmp_path / "approvers.toml").unlink()
+    assert not server.reload()
+    approved = client.resolve_approval(approval_id, approve=True, token=BOB)
+    assert approved.state is State.APPROVED and approved.resolver == "bob"
