@@ -93,7 +93,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the Guard gRPC service (health, reflection) until SIGTERM or SIGINT; SIGHUP reloads rulesets."""
+    """Serve the Guard gRPC service (health, reflection) until SIGTERM or SIGINT; SIGHUP reloads."""
     from engine.config import ConfigError, load_config  # noqa: PLC0415  (keeps grpc out of other commands)
     from engine.server.app import StartError, serve  # noqa: PLC0415
     from engine.server.workers import configure_logging, serve_workers  # noqa: PLC0415

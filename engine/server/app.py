@@ -206,7 +206,7 @@ def on_signals(stop: Callable[[], None], reload: Callable[[], None]) -> None:
 
     def handle(signum: int, frame: FrameType | None) -> None:
         if signum == RELOAD_SIGNAL:
-            log.info("received SIGHUP: reloading the rulesets")
+            log.info("received SIGHUP: reloading")
             reload()
             return
         log.info("received %s: shutting down", signal.Signals(signum).name)
