@@ -24,7 +24,7 @@ from engine.config import ServeConfig
 from engine.registry import Registry
 from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.servicer import GuardServicer
-from engine.server.tls import TlsError, server_credentials
+from engine.server.tls import ServerTls, TlsError
 from engine.server.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb_grpc, pb_grpc
 
 log = logging.getLogger("palisade.server")
@@ -51,10 +51,12 @@ def load_registry(config: ServeConfig, pool: ThreadPoolExecutor | None = None) -
     return registry
 
 
-def load_credentials(config: ServeConfig) -> grpc.ServerCredentials | None:
+def load_tls(config: ServeConfig) -> ServerTls | None:
     """The `[tls]` credentials, or None for a plaintext server."""
+    if not config.tls.enabled:
+        return None
     try:
-        return server_credentials(config.tls)
+        return ServerTls(config.tls)
     except TlsError as exc:
         raise StartError(f"tls: {exc}") from None
 
@@ -74,7 +76,7 @@ class GuardServer:
 
     def __init__(self, config: ServeConfig, *, reuse_port: bool = False) -> None:
         self.config = config
-        self.credentials = load_credentials(config)
+        self.tls = load_tls(config)
         self.approvers = load_approvers(config)
         self.detector_pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
         try:
@@ -118,10 +120,10 @@ class GuardServer:
     def start(self) -> int:
         """Bind and start serving; returns the port (the chosen one when the config says port 0)."""
         try:
-            if self.credentials is None:
+            if self.tls is None:
                 self.port = self.server.add_insecure_port(self.config.listen)
             else:
-                self.port = self.server.add_secure_port(self.config.listen, self.credentials)
+                self.port = self.server.add_secure_port(self.config.listen, self.tls.credentials)
         except RuntimeError as exc:
             raise StartError(f"listen: cannot bind {self.config.listen}: {exc}") from None
         if not self.port:
@@ -131,14 +133,14 @@ class GuardServer:
         return self.port
 
     def reload(self) -> bool:
-        """Read the rulesets and the approvers file anew (SIGHUP); True when both loaded.
+        """Read the rulesets, the approvers file and the TLS files anew (SIGHUP); True when all loaded.
 
         Each is replaced only when it loads whole, from the next call on (calls in flight finish
         with what they started with); otherwise what is served stays as it was and the log says
         why: a bad ruleset never replaces a good one, and a broken approvers file never lets
         anyone answer approvals."""
-        rulesets = self._reload_rulesets()
-        return self._reload_approvers() and rulesets
+        loaded = [self._reload_rulesets(), self._reload_approvers(), self._reload_tls()]
+        return all(loaded)
 
     def _reload_rulesets(self) -> bool:
         try:
@@ -166,6 +168,17 @@ class GuardServer:
         if approvers is not None:  # always, since the config named a file at start
             self.approvers = self.approvals_servicer.approvers = approvers
             log.info("reloaded the approvers file: %d approver(s)", len(approvers.by_digest))
+        return True
+
+    def _reload_tls(self) -> bool:
+        if self.tls is None:
+            return True
+        try:
+            self.tls.reload()
+        except TlsError as exc:
+            log.error("reload refused, keeping the TLS certificate as before: %s", exc)
+            return False
+        log.info("reloaded the TLS files: new connections get them")
         return True
 
     def _set_serving(self, ok: bool) -> None:

@@ -1,7 +1,9 @@
-"""The server's TLS credentials, read and checked at start from the `[tls]` files."""
+"""The server's TLS credentials from the `[tls]` files: read and checked at start, and again on reload."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -15,10 +17,34 @@ class TlsError(ValueError):
     """A `[tls]` file cannot be used; the message names it and says why."""
 
 
-def server_credentials(tls: Tls) -> grpc.ServerCredentials | None:
-    """Credentials for ``tls`` (None when TLS is off). Raises TlsError naming a bad file."""
-    if not tls.enabled:
-        return None
+class ServerTls:
+    """Credentials for a server with ``tls`` on. ``reload`` reads the files again: connections made
+    after it get the new certificate (and client CA); those already open keep theirs."""
+
+    def __init__(self, tls: Tls) -> None:
+        self._tls = tls
+        self._lock = threading.Lock()
+        self._next: grpc.ServerCertificateConfiguration | None = None
+        # grpc's fetcher may return None ("no change"); grpc-stubs types it without None
+        fetch: Callable[[], grpc.ServerCertificateConfiguration] = self._fetch  # type: ignore[assignment]
+        self.credentials = grpc.dynamic_ssl_server_credentials(
+            _configuration(tls), fetch, require_client_authentication=bool(tls.client_ca_file)
+        )
+
+    def reload(self) -> None:
+        """Read and check the files again; raises TlsError naming a bad one, and then changes nothing."""
+        configuration = _configuration(self._tls)
+        with self._lock:
+            self._next = configuration
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """grpc asks before each handshake: the configuration read since it last asked, else None."""
+        with self._lock:
+            found, self._next = self._next, None
+        return found
+
+
+def _configuration(tls: Tls) -> grpc.ServerCertificateConfiguration:
     cert = _read(tls.cert_file, "cert_file")
     _certificates(cert, "cert_file", tls.cert_file)
     key = _read(tls.key_file, "key_file")
@@ -29,9 +55,7 @@ def server_credentials(tls: Tls) -> grpc.ServerCredentials | None:
     client_ca = _read(tls.client_ca_file, "client_ca_file") if tls.client_ca_file else None
     if client_ca is not None:
         _certificates(client_ca, "client_ca_file", tls.client_ca_file)
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
-    )
+    return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca)
 
 
 def _read(path: str, setting: str) -> bytes:

@@ -23,8 +23,8 @@ from engine.server.app import (
     StartError,
     host_port,
     load_approvers,
-    load_credentials,
     load_registry,
+    load_tls,
     on_signals,
     serve,
 )
@@ -148,7 +148,7 @@ def serve_workers(config: ServeConfig, ready: Callable[[str], None] | None = Non
     """Serve with ``config.workers`` processes sharing one port; returns the exit status."""
     load_registry(config)  # compile once here, so that bad rulesets fail before any worker starts
     load_approvers(config)  # and a bad approvers file
-    load_credentials(config)  # or TLS file
+    load_tls(config)  # or TLS file
     reserved, listen = _reserve(config.listen)
     supervisor = Supervisor(config.model_copy(update={"listen": listen}))
     on_signals(supervisor.stop, supervisor.reload)

@@ -134,6 +134,38 @@ def test_a_bad_tls_file_stops_the_server_starting_and_names_it(
         GuardServer(config(tls=Tls(cert_file=str(tmp_path / "none.pem"), key_file=pki["server_key"])))
 
 
+def _authority(folder: Path, name: str) -> dict[str, str]:
+    """A CA of its own and a server certificate from it, written into ``folder``."""
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = _issue(name, ca_key, None, ca=True)
+    files = dict(zip(("ca", "ca_key"), _write(folder, name, ca, ca_key), strict=True))
+    server = _issue("server", key, (ca.subject, ca_key), ca=False)
+    files["server"], files["server_key"] = _write(folder, f"{name}-server", server, key)
+    return files
+
+
+def test_a_reload_rotates_the_certificate_for_new_connections(tmp_path: Path) -> None:
+    old, new = _authority(tmp_path, "old"), _authority(tmp_path, "new")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    cert.write_bytes(Path(old["server"]).read_bytes())
+    key.write_bytes(Path(old["server_key"]).read_bytes())
+    with running(config(tls=Tls(cert_file=str(cert), key_file=str(key)))) as server:
+        target = f"127.0.0.1:{server.port}"
+        assert _check(target, ClientTls(ca_file=old["ca"])) is Outcome.ALLOW
+
+        cert.write_bytes(Path(new["server"]).read_bytes())
+        key.write_bytes(Path(new["server_key"]).read_bytes())
+        assert server.reload()
+        assert _check(target, ClientTls(ca_file=new["ca"])) is Outcome.ALLOW
+        with pytest.raises(GuardError) as refused:  # the old certificate is no longer presented
+            _check(target, ClientTls(ca_file=old["ca"]))
+        assert refused.value.code is grpc.StatusCode.UNAVAILABLE
+
+        key.write_text("not a key\n")
+        assert not server.reload()  # refused: the new certificate stays
+        assert _check(target, ClientTls(ca_file=new["ca"])) is Outcome.ALLOW
+
+
 def test_tls_settings_that_cannot_work_are_refused_by_the_config() -> None:
     with pytest.raises(ValidationError, match="go together"):
         Tls(cert_file="server.pem")
