@@ -152,9 +152,11 @@ class GuardServer:
         except Exception as exc:  # no ruleset left, a model that cannot load, an unreadable file
             log.error("reload refused, serving the rulesets as before: %s", exc)
             return False
-        self.registry = self.guard.registry = registry
+        before, self.registry = self.registry, registry
+        self.guard.registry = registry
         served = ", ".join(f"{name} {version}" for name, version in sorted(registry.by_key))
         log.info("reloaded %d ruleset(s): %s", len(registry.by_key), served)
+        _warn_changed_in_place(before, registry)
         return True
 
     def _reload_approvers(self) -> bool:
@@ -203,6 +205,18 @@ class GuardServer:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop(0)
+
+
+def _warn_changed_in_place(before: Registry, after: Registry) -> None:
+    """Warn about each ruleset version whose rules changed while its version string did not."""
+    for key in sorted(after.by_key.keys() & before.by_key.keys()):
+        was, now = before.by_key[key].graph.content_hash, after.by_key[key].graph.content_hash
+        if was != now:
+            log.warning(
+                "ruleset %s %s changed without a new version (content %s, was %s): its decisions now"
+                " name the same version for other rules, and only the content hash tells them apart",
+                *key, now, was,
+            )  # fmt: skip
 
 
 def host_port(listen: str) -> tuple[str, int]:

@@ -69,22 +69,29 @@ def test_sighup_serves_the_new_version_and_a_broken_one_changes_nothing(tmp_path
         wait_for(lambda: reloads(server) == 1)
         assert served(target, "an apple") == ("2.0.0", Outcome.ALLOW)
         assert served(target, "a pear") == ("2.0.0", Outcome.BLOCK)
+        assert "without a new version" not in "".join(server.stderr)  # a new version: no warning
+
+        write_ruleset(rulesets, "2.0.0", "plum")  # other rules under the same version: served, with a warning
+        server.signal(signal.SIGHUP)
+        wait_for(lambda: reloads(server) == 2)
+        wait_for(lambda: "reload_test 2.0.0 changed without a new version" in "".join(server.stderr))
+        assert served(target, "a plum") == ("2.0.0", Outcome.BLOCK)
 
         (rulesets / "reload.pal").write_text(BROKEN, encoding="utf-8")
         server.signal(signal.SIGHUP)
         wait_for(lambda: "reload refused" in "".join(server.stderr))
         log = "".join(server.stderr)
         assert "reload.pal:3:" in log and "^" in log  # the diagnostic, with its place and caret
-        assert served(target, "a pear") == ("2.0.0", Outcome.BLOCK)
+        assert served(target, "a plum") == ("2.0.0", Outcome.BLOCK)
 
         (rulesets / "reload.pal").unlink()
         server.signal(signal.SIGHUP)
         wait_for(lambda: "no .pal ruleset found" in "".join(server.stderr))
-        assert served(target, "a pear") == ("2.0.0", Outcome.BLOCK)
+        assert served(target, "a plum") == ("2.0.0", Outcome.BLOCK)
 
         server.signal(signal.SIGTERM)
         assert server.wait() == 0, server.output()
-    assert reloads(server) == 1
+    assert reloads(server) == 2
 
 
 def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path: Path) -> None:
