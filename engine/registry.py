@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from detectors.specs import DetectorSettings
 from dsl.compiler import run
 from dsl.diagnostics import CompileError, Diagnostic, Span
+from dsl.ir import Graph
 from engine.evaluator import Evaluator
 
 SOURCE_SUFFIX = ".pal"
@@ -38,6 +39,30 @@ def source_files(*paths: str) -> Iterator[str]:
             yield path
 
 
+def compile_rulesets(*paths: str) -> dict[tuple[str, str], Graph]:
+    """Compile every ruleset under ``paths``, by (name, version), loading no detector or model (so
+    cheap enough to check files with); raise CompileError with all diagnostics if any fails."""
+    errors: list[Diagnostic] = []
+    sources: dict[str, str] = {}
+    graphs: dict[tuple[str, str], Graph] = {}
+    for path in source_files(*paths):
+        c = run(path)
+        sources.update(c.sources)
+        errors.extend(d for d in c.diagnostics if d.is_error)
+        graph = c.graph
+        if graph is None or not c.ok:
+            continue
+        key = (graph.name, graph.version)
+        if key in graphs:
+            message = f"ruleset {graph.name} version {graph.version} is defined twice"
+            errors.append(Diagnostic("P204", message, Span(path, 1, 1, 1, 2)))
+            continue
+        graphs[key] = graph
+    if errors:
+        raise CompileError(errors, sources)
+    return graphs
+
+
 @dataclass(frozen=True, slots=True)
 class Registry:
     """Immutable: reloading builds a new registry, so a bad ruleset never replaces a good one."""
@@ -53,28 +78,23 @@ class Registry:
         pool: ThreadPoolExecutor | None = None,
     ) -> Registry:
         """Compile every ruleset under ``paths``; raise CompileError with all diagnostics if any fails."""
-        errors: list[Diagnostic] = []
-        sources: dict[str, str] = {}
-        by_key: dict[tuple[str, str], Evaluator] = {}
+        return cls.of(compile_rulesets(*paths), settings, pool)
+
+    @classmethod
+    def of(
+        cls,
+        graphs: dict[tuple[str, str], Graph],
+        settings: DetectorSettings | None = None,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> Registry:
+        """Evaluators for compiled ``graphs`` (their detectors and models loaded); each name's highest
+        version is the one served when a call pins none."""
+        by_key = {key: Evaluator(graph, settings, pool) for key, graph in graphs.items()}
         active: dict[str, Evaluator] = {}
-        for path in source_files(*paths):
-            c = run(path)
-            sources.update(c.sources)
-            errors.extend(d for d in c.diagnostics if d.is_error)
-            graph = c.graph
-            if graph is None or not c.ok:
-                continue
-            key = (graph.name, graph.version)
-            if key in by_key:
-                message = f"ruleset {graph.name} version {graph.version} is defined twice"
-                errors.append(Diagnostic("P204", message, Span(path, 1, 1, 1, 2)))
-                continue
-            by_key[key] = evaluator = Evaluator(graph, settings, pool)
-            current = active.get(graph.name)
-            if current is None or _version_key(graph.version) > _version_key(current.graph.version):
-                active[graph.name] = evaluator
-        if errors:
-            raise CompileError(errors, sources)
+        for (name, version), evaluator in by_key.items():
+            current = active.get(name)
+            if current is None or _version_key(version) > _version_key(current.graph.version):
+                active[name] = evaluator
         return cls(by_key, active)
 
     def get(self, name: str, version: str = "") -> Evaluator:

@@ -17,11 +17,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dsl.diagnostics import CompileError
+from dsl.ir import Graph
 from engine.approvals import ApprovalGate, Approvals, ApprovalStore, ApprovalUnavailable
 from engine.approvals.approvers import Approvers, ApproversError
 from engine.audit import AuditLog, AuditUnavailable
 from engine.config import ServeConfig
-from engine.registry import Registry
+from engine.registry import Registry, compile_rulesets
 from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.servicer import GuardServicer
 from engine.server.tls import ServerTls, TlsError
@@ -41,14 +42,20 @@ class StartError(RuntimeError):
     """The server could not start (the address is taken, or there are no rulesets)."""
 
 
-def load_registry(config: ServeConfig, pool: ThreadPoolExecutor | None = None) -> Registry:
-    """Compile every ruleset; raises dsl.diagnostics.CompileError with all diagnostics if any is bad."""
+def check_rulesets(config: ServeConfig) -> dict[tuple[str, str], Graph]:
+    """Compile every ruleset, loading no model; raises dsl.diagnostics.CompileError with all
+    diagnostics if any is bad, StartError if there are none."""
     if not os.path.exists(config.rulesets):
         raise StartError(f"rulesets: {config.rulesets} does not exist")
-    registry = Registry.load(config.rulesets, settings=config.detector_settings, pool=pool)
-    if not registry.by_key:
+    graphs = compile_rulesets(config.rulesets)
+    if not graphs:
         raise StartError(f"rulesets: no .pal ruleset found under {config.rulesets}")
-    return registry
+    return graphs
+
+
+def load_registry(config: ServeConfig, pool: ThreadPoolExecutor | None = None) -> Registry:
+    """The rulesets compiled and their detectors loaded; raises as check_rulesets does."""
+    return Registry.of(check_rulesets(config), config.detector_settings, pool)
 
 
 def load_tls(config: ServeConfig) -> ServerTls | None:

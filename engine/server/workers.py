@@ -21,9 +21,9 @@ from engine.config import ServeConfig
 from engine.server.app import (
     SIGNALS,
     StartError,
+    check_rulesets,
     host_port,
     load_approvers,
-    load_registry,
     load_tls,
     on_signals,
     serve,
@@ -146,7 +146,7 @@ class Supervisor:
 
 def serve_workers(config: ServeConfig, ready: Callable[[str], None] | None = None) -> int:
     """Serve with ``config.workers`` processes sharing one port; returns the exit status."""
-    load_registry(config)  # compile once here, so that bad rulesets fail before any worker starts
+    check_rulesets(config)  # here, so that bad rulesets fail before any worker starts (no model loaded)
     load_approvers(config)  # and a bad approvers file
     load_tls(config)  # or TLS file
     reserved, listen = _reserve(config.listen)
