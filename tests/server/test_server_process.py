@@ -155,3 +155,19 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
 def test_the_other_commands_do_not_load_grpc() -> None:
     code = "import sys, engine.cli; sys.exit('grpc' in sys.modules or 'engine.server.wire' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60, check=False).returncode == 0
+
+
+def test_the_supervisor_checks_the_rulesets_without_loading_a_model(tmp_path: Path) -> None:
+    """Before starting workers the supervisor checks the shipped rulesets; only the workers load
+    their models (the classifier's onnxruntime library is mapped in each worker, not in it)."""
+    args = ["--rulesets", str(ROOT / "rulesets"), "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)]
+    with serve_process(*args, "--workers", "2") as server:
+        server.wait_ready()
+        workers = worker_pids(server)
+        assert len(workers) == 2
+
+        def maps(pid: int) -> str:
+            return Path(f"/proc/{pid}/maps").read_text()
+
+        assert all("onnxruntime" in maps(pid) for pid in workers)
+        assert "onnxruntime" not in maps(server.proc.pid)
