@@ -84,10 +84,10 @@ class GuardServer:
     def __init__(self, config: ServeConfig, *, reuse_port: bool = False) -> None:
         self.config = config
         self.tls = load_tls(config)
-        self.approvers = load_approvers(config)
+        approvers = load_approvers(config)
         self.detector_pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
         try:
-            self.registry = load_registry(config, self.detector_pool)
+            registry = load_registry(config, self.detector_pool)
         except BaseException:
             self.detector_pool.shutdown(wait=False)
             raise
@@ -105,10 +105,20 @@ class GuardServer:
             self.detector_pool.shutdown(wait=False)
             raise StartError(f"approvals: {exc}") from None
         self.rpc_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="palisade-rpc")
-        self.server = self._build(reuse_port)
+        self.server = self._build(reuse_port, registry, approvers)
         self.port = 0
 
-    def _build(self, reuse_port: bool) -> grpc.Server:
+    @property
+    def registry(self) -> Registry:
+        """The rulesets served now (a reload replaces them whole)."""
+        return self.guard.registry
+
+    @property
+    def approvers(self) -> Approvers | None:
+        """Who may answer approvals now (None: anyone; a reload rereads the file)."""
+        return self.approvals_servicer.approvers
+
+    def _build(self, reuse_port: bool, registry: Registry, approvers: Approvers | None) -> grpc.Server:
         config = self.config
         options = [
             ("grpc.max_receive_message_length", config.limits.max_request_bytes),
@@ -116,9 +126,9 @@ class GuardServer:
         ]
         limit = config.max_concurrent_rpcs
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
-        self.guard = GuardServicer(self.registry, config, self.audit, ApprovalGate(self.approvals))
+        self.guard = GuardServicer(registry, config, self.audit, ApprovalGate(self.approvals))
         pb_grpc.add_GuardServicer_to_server(self.guard, server)
-        self.approvals_servicer = ApprovalsServicer(self.approvals, self.approvers)
+        self.approvals_servicer = ApprovalsServicer(self.approvals, approvers)
         apb_grpc.add_ApprovalsServicer_to_server(self.approvals_servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
@@ -159,8 +169,7 @@ class GuardServer:
         except Exception as exc:  # no ruleset left, a model that cannot load, an unreadable file
             log.error("reload refused, serving the rulesets as before: %s", exc)
             return False
-        before, self.registry = self.registry, registry
-        self.guard.registry = registry
+        before, self.guard.registry = self.registry, registry
         served = ", ".join(f"{name} {version}" for name, version in sorted(registry.by_key))
         log.info("reloaded %d ruleset(s): %s", len(registry.by_key), served)
         _warn_changed_in_place(before, registry)
@@ -175,7 +184,7 @@ class GuardServer:
             log.error("reload refused, keeping the approvers as before: %s", exc)
             return False
         if approvers is not None:  # always, since the config named a file at start
-            self.approvers = self.approvals_servicer.approvers = approvers
+            self.approvals_servicer.approvers = approvers
             log.info("reloaded the approvers file: %d approver(s)", len(approvers.by_digest))
         return True
 

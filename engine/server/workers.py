@@ -116,16 +116,18 @@ class Supervisor:
     def stop(self) -> None:
         """Ask every worker to shut down gracefully: one SIGTERM each, however often this is called."""
         self.stopping.set()
-        for process in self.workers:
-            if process.pid is not None and process.pid not in self.told and process.is_alive():
-                self.told.add(process.pid)
-                os.kill(process.pid, signal.SIGTERM)
+        for pid in self._serving():
+            self.told.add(pid)
+            os.kill(pid, signal.SIGTERM)
 
     def reload(self) -> None:
         """Pass SIGHUP on: every worker reloads its rulesets (GuardServer.reload) and logs the result."""
-        for process in self.workers:
-            if process.pid is not None and process.pid not in self.told and process.is_alive():
-                os.kill(process.pid, signal.SIGHUP)
+        for pid in self._serving():
+            os.kill(pid, signal.SIGHUP)
+
+    def _serving(self) -> list[int]:
+        """The pids of the workers alive and not yet told to stop."""
+        return [p.pid for p in self.workers if p.pid is not None and p.pid not in self.told and p.is_alive()]
 
     def supervise(self) -> int:
         """Wait for the workers; replace one that dies before shutdown. Returns 0 if all exit cleanly."""
