@@ -358,10 +358,14 @@ def export(model: Classifier, folder: str, work: str) -> dict[str, Any]:
 def _measure(path: str) -> dict[str, float]:
     import onnxruntime as ort  # type: ignore[import-untyped]  # noqa: PLC0415
 
+    from detectors.classifier import DISABLED_OPTIMIZERS  # as the detector runs it  # noqa: PLC0415
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        path, options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+    )
     feed = {
         "input_ids": np.full((1, MAX_LENGTH), 2000, np.int64),
         "attention_mask": np.ones((1, MAX_LENGTH), np.int64),
@@ -474,13 +478,35 @@ def pin_in_catalogue(folder: str, digest: str) -> None:
             handle.write(updated)
 
 
+def reevaluate(folder: str, cache: str) -> None:
+    """The held-out metrics and validation-chosen thresholds of the model in ``folder``, measured again
+    as the detector runs it now (after a runtime change); what training recorded is kept."""
+    path = os.path.join(folder, "metrics.json")
+    with open(path, encoding="utf-8") as handle:
+        report = json.load(handle)
+    report.update(evaluate(folder, build(cache)))
+    report["sha256"] = sha256(os.path.join(folder, "model.onnx"))
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")
+    print(json.dumps({k: report[k] for k in ("thresholds", "sets")}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join(ROOT, "detectors", "models", "prompt_injection"))
     parser.add_argument("--cache", default="/tmp/palisade-training", help="downloads and work files")
     parser.add_argument("--epochs", type=int, default=Config.epochs)
     parser.add_argument("--threads", type=int, default=Config.threads)
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="score the model in --out again and update its metrics.json",
+    )
     args = parser.parse_args()
+    if args.evaluate_only:
+        reevaluate(args.out, args.cache)
+        return
     cfg = Config(out=args.out, cache=args.cache, epochs=args.epochs, threads=args.threads)
     random.seed(SEED)
     np.random.seed(SEED)
