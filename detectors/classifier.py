@@ -20,8 +20,8 @@ BATCH = 16  # windows per session run: enough for ~8,000 characters at once, bou
 _lock = threading.Lock()
 _sessions: dict[tuple[str, int, int, bool], ort.InferenceSession] = {}
 # onnxruntime's CPU SkipLayerNormalization kernel, which this fusion makes of a residual Add and the
-# LayerNormalization after it, took 0.28 ms a node in our int8 model against 0.08 ms for the two
-# unfused (one 128-token window: p50 5.76 -> 4.88 ms; fp32 models unchanged; benchmarks/CLASSIFIER.md).
+# LayerNormalization after it, took 0.28 ms a node in our int8 model against 0.07 ms for the two
+# unfused (one 128-token window: p50 6.22 -> 5.28 ms; fp32 models unchanged; benchmarks/CLASSIFIER.md).
 DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 
