@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test lint typecheck policies pytest bench bench-gate proto
+.PHONY: setup serve test lint typecheck policies traffic pytest bench bench-gate proto
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,13 +30,22 @@ policies: setup
 	$(BIN)/palisade check rulesets
 	$(BIN)/palisade test rulesets
 
+# Each ruleset on held-out everyday agent traffic (code, command output, documents, pages, messages,
+# and attacks planted in them): the false alarms and recall the shipped model reaches, so that a
+# change that loses either fails (issue 16's targets, 1% and 0.90, are not met yet: MODEL_CARD.md).
+traffic: setup
+	$(BIN)/palisade score rulesets/coding_agent.pal --data rulesets/coding_agent.traffic.jsonl \
+		--by kind --max-fpr 0.01 --min-recall 0.80
+	$(BIN)/palisade score rulesets/rag_assistant.pal --data rulesets/rag_assistant.traffic.jsonl \
+		--by kind --max-fpr 0.02 --min-recall 0.80
+
 pytest: setup
 	$(BIN)/pytest
 
 proto: setup
 	$(BIN)/python -m engine.server.codegen
 
-test: lint typecheck policies pytest
+test: lint typecheck policies traffic pytest
 
 # Every shipped ruleset's p95 against its budget, over gRPC under load (benchmarks/BUDGETS.md).
 bench-gate: setup

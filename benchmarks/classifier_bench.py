@@ -24,8 +24,20 @@ PARAGRAPH = (
 )
 
 
-def detector(threads: int) -> ClassifierDetector:
-    return ClassifierDetector(ClassifierParams(model=MODEL), DetectorSettings(classifier_threads=threads))
+# A tool result as an agent's shell returns it: log lines, a traceback, code and prose, repeated.
+TOOL_RESULT = (
+    "2026-11-02 10:14:07,512 INFO worker-3 processed batch 8812 (512 rows) in 41 ms; queue depth 12\n"
+    'Traceback (most recent call last):\n  File "/srv/app/jobs/sync.py", line 88, in run\n'
+    "    rows = client.fetch(cursor, limit=500)\nTimeoutError: read timed out after 30.0 s\n"
+    "def retry(fn, attempts=3):\n    for i in range(attempts):\n        try:\n            return fn()\n"
+    "        except TimeoutError:\n            time.sleep(2 ** i)\n    raise RuntimeError('gave up')\n"
+    + PARAGRAPH
+)
+
+
+def detector(threads: int, prefilter: bool = True) -> ClassifierDetector:
+    params = ClassifierParams(model=MODEL, prefilter=prefilter)
+    return ClassifierDetector(params, DetectorSettings(classifier_threads=threads))
 
 
 def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
@@ -52,10 +64,13 @@ def window_case(runs: int) -> dict[str, float]:
     return timed(lambda: det.scores([encoding]), runs)
 
 
-def text_case(chars: int, threads: int, runs: int) -> dict[str, float]:
-    """detect() end to end on a text of ``chars`` characters: tokenise, windows, one batched run."""
-    det = detector(threads)
-    text = (PARAGRAPH * (chars // len(PARAGRAPH) + 1))[:chars]
+def text_case(
+    chars: int, threads: int, runs: int, block: str = PARAGRAPH, prefilter: bool = True
+) -> dict[str, Any]:
+    """detect() end to end on a text of ``chars`` characters: tokenise, the first pass (on a long
+    text), the windows it picks, batched runs."""
+    det = detector(threads, prefilter)
+    text = (block * (chars // len(block) + 1))[:chars]
     windows = 1 + len(det._tokenizer.encode(text).overflowing)
     return timed(lambda: det.detect(text), runs) | {"windows": windows, "threads": threads}
 
@@ -109,6 +124,10 @@ def run(runs: int) -> dict[str, Any]:
         "text_1024_chars_2_threads": text_case(1024, 2, runs),
         "text_2000_chars_1_thread": text_case(2000, 1, runs),
         "text_2000_chars_2_threads": text_case(2000, 2, runs),
+        "tool_result_100000_chars_2_threads": text_case(100_000, 2, max(20, runs // 10), TOOL_RESULT),
+        "tool_result_100000_chars_2_threads_every_window": text_case(
+            100_000, 2, max(5, runs // 60), TOOL_RESULT, prefilter=False
+        ),
         "memory": memory(),
     }
 

@@ -20,6 +20,15 @@ class ModelError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class PrefilterInfo:
+    """A model's cheap first pass over long texts (config.json ``prefilter``; detectors/window_filter.py)."""
+
+    path: str  # the .npz file
+    max_windows: int  # a text of more windows has only this many scored, the best ranked
+    sha256: str  # expected digest of the file (the catalogue's ``prefilter_sha256``); "" when not pinned
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """A classifier folder (model.onnx, tokenizer.json, config.json) and what is known about it."""
 
@@ -30,6 +39,7 @@ class ModelInfo:
     max_length: int
     sha256: str  # expected digest of model.onnx; "" when not pinned
     multi_label: bool  # sigmoid per label instead of a softmax over labels
+    prefilter: PrefilterInfo | None = None
 
     @property
     def onnx_path(self) -> str:
@@ -87,7 +97,28 @@ def resolve(model: str, catalogue_path: str = CATALOGUE_PATH) -> ModelInfo:
     default_label = str(entry.get("label", labels[-1]))
     max_length = int(str(entry.get("max_length", config.get("max_length", 512))))
     multi = config.get("problem_type") == "multi_label_classification"
-    return ModelInfo(model, folder, labels, default_label, max_length, str(entry.get("sha256", "")), multi)
+    prefilter = _prefilter(config, folder, str(entry.get("prefilter_sha256", "")))
+    sha256 = str(entry.get("sha256", ""))
+    return ModelInfo(model, folder, labels, default_label, max_length, sha256, multi, prefilter)
+
+
+def _prefilter(config: dict[str, object], folder: str, sha256: str) -> PrefilterInfo | None:
+    spec = config.get("prefilter")
+    if spec is None:
+        return None
+    needs = f"{folder}/config.json: `prefilter` needs file and max_windows"
+    if not isinstance(spec, dict):
+        raise ModelError(needs)
+    try:
+        path = os.path.join(folder, str(spec["file"]))
+        info = PrefilterInfo(path, int(spec["max_windows"]), sha256)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(needs) from exc
+    if not os.path.isfile(info.path):
+        raise ModelError(
+            f"model folder {folder} lacks {spec['file']} (config.json names it as the prefilter)"
+        )
+    return info
 
 
 _digests: dict[tuple[str, int, int], str] = {}
@@ -112,13 +143,19 @@ def file_sha256(path: str) -> str:
 
 
 def verify(info: ModelInfo, expected: str = "") -> None:
-    """Raise ModelError unless model.onnx has the pinned digest (``expected`` or the catalogue's)."""
-    pinned = (expected or info.sha256).lower()
+    """Raise ModelError unless model.onnx has the pinned digest (``expected`` or the catalogue's), and
+    the prefilter file, if any, the catalogue's ``prefilter_sha256``."""
+    _check_digest(info.name, info.onnx_path, (expected or info.sha256).lower())
+    if info.prefilter is not None:
+        _check_digest(info.name, info.prefilter.path, info.prefilter.sha256.lower())
+
+
+def _check_digest(name: str, path: str, pinned: str) -> None:
     if not pinned:
         return
-    actual = file_sha256(info.onnx_path)
+    actual = file_sha256(path)
     if actual != pinned:
         raise ModelError(
-            f"refusing to load model `{info.name}`: {info.onnx_path} has sha256 {actual}, "
+            f"refusing to load model `{name}`: {path} has sha256 {actual}, "
             f"but {pinned} is pinned; the file was changed or replaced"
         )

@@ -12,6 +12,7 @@ import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 from tokenizers import Encoding, Tokenizer
 
+from detectors import window_filter
 from detectors.base import DetectorError, DetectorResult, Finding, ModelVersion
 from detectors.catalogue import ModelError, ModelInfo, file_sha256, resolve, verify
 from detectors.specs import ClassifierParams, DetectorSettings
@@ -95,6 +96,7 @@ class ClassifierDetector:
             # pinned one, since verify passed; memoised, so not read twice)
             digest = "sha256:" + file_sha256(info.onnx_path)
             self.models: tuple[ModelVersion, ...] = (ModelVersion(info.name, digest),)
+            self._filter = _load_filter(info) if params.prefilter else None
         except ModelError as exc:
             raise DetectorError(str(exc)) from exc
         except Exception as exc:  # onnxruntime's own errors: a corrupt or unsupported model file
@@ -118,17 +120,25 @@ class ClassifierDetector:
         return 0  # the attention mask hides padding whatever its id
 
     def detect(self, text: str) -> DetectorResult:
-        """Score every window of ``text``; report the best one if it reaches the threshold."""
+        """Score the windows of ``text`` (those the first pass picks, on a long text); report the best
+        one if it reaches the threshold, with its span and which window it was."""
         if not text.strip():
             return DetectorResult()
         windows = _windows(self._tokenizer.encode(text))
-        scores = np.concatenate([self.scores(batch) for batch in _batches(windows)])
+        picked = self._filter.pick([w.ids for w in windows]) if self._filter else list(range(len(windows)))
+        if not picked:
+            return DetectorResult()
+        chosen = [windows[i] for i in picked]
+        scores = np.concatenate([self.scores(batch) for batch in _batches(chosen)])
         best = int(np.argmax(scores))
         score = float(scores[best])
         if score < self._threshold:
             return DetectorResult()
-        start, end = _span(windows[best])
-        return DetectorResult((Finding(self._label, start, end, round(score, 6)),))
+        start, end = _span(chosen[best])
+        detail = f"window {picked[best] + 1} of {len(windows)}"
+        if len(picked) < len(windows):
+            detail += f" ({len(picked)} scored after the first pass)"
+        return DetectorResult((Finding(self._label, start, end, round(score, 6), detail),))
 
     def scores(self, windows: Sequence[Encoding]) -> npt.NDArray[np.float32]:
         """The label's probability for each window (one batched session run)."""
@@ -146,6 +156,16 @@ class ClassifierDetector:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise DetectorError(f"classifier `{self._info.name}` failed: {type(exc).__name__}") from exc
         return _probabilities(np.asarray(logits, dtype=np.float32), self._info.multi_label)[:, self._index]
+
+
+def _load_filter(info: ModelInfo) -> window_filter.WindowFilter | None:
+    spec = info.prefilter
+    if spec is None:
+        return None
+    try:
+        return window_filter.load(spec.path, spec.max_windows)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load the prefilter of model `{info.name}`: {exc}") from exc
 
 
 def _probabilities(logits: npt.NDArray[np.float32], multi_label: bool) -> npt.NDArray[np.float32]:

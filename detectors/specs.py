@@ -178,7 +178,8 @@ class EncodedParams(Params):
 
 
 class ClassifierParams(Params):
-    """``classifier(model: NAME, label: L, threshold: 0.5, max_length: 128, stride: 32, sha256: HEX)``.
+    """``classifier(model: NAME, label: L, threshold: 0.5, max_length: 128, stride: 32, sha256: HEX,
+    prefilter: true)``.
 
     ``model`` is a name in detectors/models/catalogue.toml or a local folder; the compiler checks
     that its files and label exist (reading config.json only, never loading ONNX Runtime).
@@ -192,6 +193,8 @@ class ClassifierParams(Params):
     # Pins model.onnx of a local folder (a catalogue model is pinned by the catalogue). The digest is
     # checked here and again at load: a mismatch fails `palisade check` and `palisade serve`.
     sha256: str = Field(default="", pattern=r"^(?:[0-9a-fA-F]{64})?$", validate_default=True)
+    # Long texts: let the model's cheap first pass (if it has one) pick the windows to score.
+    prefilter: bool = True
 
     @field_validator("model")
     @classmethod

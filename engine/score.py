@@ -85,20 +85,25 @@ def evaluator_for(target: str, stage: str) -> Evaluator:
     return Evaluator(compile_source(source, os.path.join(os.getcwd(), "score.pal")))
 
 
-def score(evaluator: Evaluator, args: argparse.Namespace) -> Counts:
-    counts = Counts()
+def score(evaluator: Evaluator, args: argparse.Namespace) -> dict[str, Counts]:
+    """Counts over all rows (key ""), and per value of the ``--by`` field when one is given."""
+    groups: dict[str, Counts] = {"": Counts()}
     flag = {word.strip().upper() for word in args.flag.split(",")}
     for number, row in enumerate(rows(args.data), 1):
         try:
             label = parse_label(row[args.label_field])
             data = row.get("request") or {"text": str(row[args.text_field])}
             request = request_from_dict({"stage": args.stage} | data)
+            group = str(row[args.by]) if args.by else ""
         except (KeyError, ValueError, RequestError) as exc:
             raise ValueError(f"{args.data}, row {number}: {exc}") from exc
         decision = evaluator.evaluate(request)
-        counts.errors += bool(decision.errors)
-        counts.add(label, decision.outcome.label.upper() in flag)
-    return counts
+        flagged = decision.outcome.label.upper() in flag
+        for key in {"", group}:
+            counts = groups.setdefault(key, Counts())
+            counts.errors += bool(decision.errors)
+            counts.add(label, flagged)
+    return groups
 
 
 def render(counts: Counts) -> str:
@@ -115,22 +120,49 @@ def render(counts: Counts) -> str:
     return "\n".join(lines)
 
 
+def render_groups(groups: dict[str, Counts]) -> str:
+    """One line per group: its rows, flagged positives and negatives, recall and FPR."""
+    width = max(len(k) for k in groups)
+    lines = []
+    for key in sorted(k for k in groups if k):
+        c, m = groups[key], groups[key].metrics()
+        shown = "  ".join(f"{k} {'n/a' if m[k] is None else f'{m[k]:.4f}'}" for k in ("recall", "fpr"))
+        lines.append(f"{key:<{width}}  {c.tp + c.fp + c.fn + c.tn:>5} rows  {shown}")
+    return "\n".join(lines)
+
+
+def gate(counts: Counts, args: argparse.Namespace) -> list[str]:
+    """What misses ``--max-fpr`` or ``--min-recall`` (nothing: the gate passes)."""
+    m = counts.metrics()
+    failed = []
+    if args.max_fpr is not None and m["fpr"] is not None and m["fpr"] > args.max_fpr:
+        failed.append(f"false-positive rate {m['fpr']:.4f} is above --max-fpr {args.max_fpr}")
+    if args.min_recall is not None and m["recall"] is not None and m["recall"] < args.min_recall:
+        failed.append(f"recall {m['recall']:.4f} is below --min-recall {args.min_recall}")
+    return failed
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """Score a ruleset or a detector on a labelled JSONL or CSV file: confusion matrix, recall, FPR."""
     try:
-        counts = score(evaluator_for(args.target, args.stage), args)
+        groups = score(evaluator_for(args.target, args.stage), args)
     except CompileError as exc:
         print(exc, file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:
         print(f"cannot score: {exc}", file=sys.stderr)
         return 2
+    counts = groups[""]
     if args.format == "json":
-        print(json.dumps({"tp": counts.tp, "fp": counts.fp, "fn": counts.fn, "tn": counts.tn}
-                         | {"errors": counts.errors} | counts.metrics()))  # fmt: skip
+        by = {k: c.metrics() | {"n": c.tp + c.fp + c.fn + c.tn} for k, c in groups.items() if k}
+        cells = {"tp": counts.tp, "fp": counts.fp, "fn": counts.fn, "tn": counts.tn, "errors": counts.errors}
+        print(json.dumps(cells | counts.metrics() | ({"by": by} if by else {})))
     else:
-        print(render(counts))
-    return 0
+        print(render(counts) + ("\n" + render_groups(groups) if len(groups) > 1 else ""))
+    failed = gate(counts, args)
+    for reason in failed:
+        print(f"gate failed: {reason} ({args.data})", file=sys.stderr)
+    return 3 if failed else 0
 
 
 def register(sub: Any) -> None:
@@ -150,4 +182,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--label-field", default="label", help="the column with 1/0 labels (default: label)")
     parser.add_argument("--flag", default="block,escalate", help="outcomes that count as flagged (a ruleset)")
     parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument("--by", default="", help="a row field to report recall and FPR by (e.g. kind)")
+    parser.add_argument(
+        "--max-fpr", type=float, default=None, help="exit 3 if the false-positive rate is above this"
+    )
+    parser.add_argument("--min-recall", type=float, default=None, help="exit 3 if recall is below this")
     parser.set_defaults(func=cmd_score)

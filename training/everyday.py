@@ -334,6 +334,7 @@ def _sites() -> list[tuple[str, list[str]]]:
             glob.glob(os.path.join(d, "**/*.html"), recursive=True),
         )
         for d in sorted(glob.glob("/usr/share/doc/*/html"))
+        if "python3.11-doc" not in d  # read part by part below
     ]
     python = "/usr/share/doc/python3.11-doc/html"
     sites += [(f"pydocs:{part}", glob.glob(os.path.join(python, part, "**/*.html"), recursive=True))

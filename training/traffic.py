@@ -148,16 +148,31 @@ def _mix(rng: random.Random, *pools: list[str]) -> list[str]:
     return out
 
 
-def _long(rng: random.Random, pool: list[str], count: int) -> list[str]:
-    """Texts of 3,000-6,000 characters made of consecutive chunks."""
+def _long(rng: random.Random, pool: list[str], count: int, low: int = 3000, high: int = 6000) -> list[str]:
+    """Texts of ``low``-``high`` characters made of chunks drawn from ``pool``."""
     out = []
     for _ in range(count):
         parts: list[str] = []
-        target = rng.randint(3000, 6000)
+        target = rng.randint(low, high)
         while sum(map(len, parts)) < target:
             parts.append(pool[rng.randrange(len(pool))])
         out.append("\n".join(parts))
     return out
+
+
+def huge_sets(corpus: Corpus, seed: int, count: int) -> dict[str, list[Example]]:
+    """Tool results of 90,000-100,000 characters from held-out sources, benign and with one planted
+    instruction at a random line: where the first pass decides which windows the network scores."""
+    rng = random.Random(seed)
+    chunked = pieces(corpus)["heldout"]
+    payloads = Payloads(rng, heldout=True)
+    pool = [t for kind in ("command", "code", "document", "web") for t in _mixed(rng, chunked, kind, 400)]
+    texts = _long(rng, pool, 2 * count, 90_000, 100_000)
+    attacks = [in_readme(rng, t, payloads.any()) for t in texts[count:]]
+    return {
+        "test-huge-benign": [(t, 0, "huge") for t in texts[:count]],
+        "test-huge-attack": [(t, 1, "huge") for t in attacks],
+    }
 
 
 # --- training windows -------------------------------------------------------------------------------

@@ -31,7 +31,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from generators import Example, generated, tool_outputs, windows_with  # noqa: E402
 from onnx_graph import rewrite  # noqa: E402
-from traffic import RULESET_TRAFFIC, collect, everyday_sets, pieces, traffic_rows, training_windows  # noqa: E402
+from traffic import (  # noqa: E402
+    RULESET_TRAFFIC,
+    collect,
+    everyday_sets,
+    huge_sets,
+    manifest,
+    pieces,
+    traffic_rows,
+    training_windows,
+)
 
 SEED = 20240607
 LABELS = ("BENIGN", "PROMPT_INJECTION")
@@ -50,7 +59,7 @@ class Config:
     out: str
     cache: str
     layers: int = 4  # of all-MiniLM-L6-v2's six: the first four (speed target, see MODEL_CARD.md)
-    epochs: int = 3
+    epochs: int = 2
     batch_tokens: int = 3072  # tokens per batch, batches built from examples of similar length
     lr: float = 1e-4
     head_lr: float = 1e-3
@@ -145,6 +154,7 @@ def build(cache: str) -> dict[str, list[Example]]:
     }
     sets |= {f"val-{k}": v for k, v in everyday_sets(corpus, "val", SEED + 1, VAL_SIZE).items()}
     sets |= {f"test-{k}": v for k, v in everyday_sets(corpus, "heldout", SEED + 2, TEST_SIZE).items()}
+    sets |= huge_sets(corpus, SEED + 3, 40)
     return _dedupe(sets)
 
 
@@ -294,7 +304,7 @@ def train(model: Classifier, rows: list[Example], cfg: Config) -> None:
 
 # --- the first pass ---------------------------------------------------------------------------------
 
-PREFILTER = {"min_windows": 12, "max_windows": 16, "recall": 0.99}  # see MODEL_CARD.md
+PREFILTER_WINDOWS = 32  # a longer text has its 32 best ranked windows scored (MODEL_CARD.md)
 
 
 def _ngram_rows(tok: Tokenizer, texts: list[str]) -> list[np.ndarray]:
@@ -306,7 +316,8 @@ def _ngram_rows(tok: Tokenizer, texts: list[str]) -> list[np.ndarray]:
 
 def train_prefilter(rows: list[Example], val_windows: list[Example], folder: str) -> dict[str, Any]:
     """A logistic regression over token and bigram counts of the training windows (the detector's
-    first pass), with the threshold that keeps PREFILTER["recall"] of the validation attack windows."""
+    first pass, which ranks the windows of a long text); measured by how it ranks the validation
+    windows (AUC: the chance that an attack window outranks a benign one)."""
     from detectors.window_filter import BIGRAM_BUCKETS  # noqa: PLC0415
 
     tok = training_tokenizer()
@@ -333,20 +344,11 @@ def train_prefilter(rows: list[Example], val_windows: list[Example], folder: str
             optimiser.step()
     weights = bag.weight.detach().numpy()[:, 0].astype(np.float32)
     np.savez(os.path.join(folder, "prefilter.npz"), weights=weights, vocab=vocab, bias=float(bias.detach()))
-    scores = [
-        float(bias.detach()) + float(weights[f].sum())
-        for f in _ngram_rows(tok, [t for t, _, _ in val_windows])
-    ]
+    scores = [float(weights[f].sum()) for f in _ngram_rows(tok, [t for t, _, _ in val_windows])]
     attack = np.array([s for s, (_, y, _) in zip(scores, val_windows, strict=True) if y == 1])
     benign = np.array([s for s, (_, y, _) in zip(scores, val_windows, strict=True) if y == 0])
-    threshold = float(np.quantile(attack, 1 - PREFILTER["recall"]))
-    passed = float((benign >= threshold).mean())
-    return {
-        "threshold": round(threshold, 4),
-        "val_attack_windows": len(attack),
-        "val_benign_windows": len(benign),
-        "val_benign_pass_rate": round(passed, 4),
-    }
+    auc = float((attack[:, None] > benign[None, :]).mean())
+    return {"val_attack_windows": len(attack), "val_benign_windows": len(benign), "val_auc": round(auc, 4)}
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -450,43 +452,63 @@ def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str,
 
 
 GRID = [*np.round(np.arange(0.05, 0.99, 0.005), 3), *np.round(np.arange(0.99, 0.9995, 0.001), 3)]
-# the false-positive rates each validation set may reach: (escalate, block)
+Thresholds = dict[str, dict[str, float]]  # kind of text -> {"escalate": t, "block": t}
+
+
+def kind_of(name: str) -> str:
+    """``prompt`` for what a user types (the public sets, our benign chat, developer prompts), checked
+    at `input`; ``document`` for what tools and retrieval return, checked at `tool_result`/`retrieval`."""
+    prompts = ("s-labs", "neuralchemy", "benign-prompt")
+    return "prompt" if name.endswith(prompts) or name in ("val-benign", "test-benign") else "document"
+
+
+# the false-positive rates each kind's validation benign sets may reach: (escalate, block)
 LIMITS = {"public": (0.02, 0.01), "everyday": (0.01, 0.003)}
 
 
-def choose_thresholds(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """On validation only: the escalate threshold is the lowest at which no public validation set's
-    FPR exceeds 2% and no everyday benign set's exceeds 1%; the block threshold the lowest that keeps
-    them within 1% and 0.3% (and at least 0.9)."""
+def choose_thresholds(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> Thresholds:
+    """On validation only, for each kind of text: the escalate threshold is the lowest at which no
+    public validation set's FPR exceeds 2% and no everyday benign set's exceeds 1%; the block
+    threshold the lowest that keeps them within 1% and 0.3% (and at least the escalate one)."""
 
-    def lowest(column: int) -> float:
+    def lowest(sets: dict[str, tuple[np.ndarray, np.ndarray]], column: int) -> float:
         for t in GRID:
             if all(
                 rates(s, y, t)["fpr"] <= LIMITS["everyday" if "-benign-" in name else "public"][column]
-                for name, (s, y) in scored.items()
+                for name, (s, y) in sets.items()
                 if (y == 0).any()
             ):
                 return float(t)
         return float(GRID[-1])
 
-    return {"escalate": lowest(0), "block": max(lowest(1), 0.9)}
+    out: Thresholds = {}
+    for kind in ("prompt", "document"):
+        sets = {n: v for n, v in scored.items() if kind_of(n) == kind}
+        escalate = lowest(sets, 0)
+        out[kind] = {"escalate": escalate, "block": max(lowest(sets, 1), escalate)}
+    return out
 
 
-def evaluate(folder: str, sets: dict[str, list[Example]]) -> dict[str, Any]:
+def evaluate(folder: str, sets: dict[str, list[Example]], at: Thresholds | None = None) -> dict[str, Any]:
+    """Every set scored through the detector, at its kind's thresholds that validation chooses (or ``at``)."""
     scored = {}
     for name, rows in sets.items():
         if name == "train":
             continue
         scored[name] = (score_all(folder, [t for t, _, _ in rows]), np.array([y for _, y, _ in rows]))
-    thresholds = choose_thresholds({n: v for n, v in scored.items() if n.startswith("val-")})
+    thresholds = at or choose_thresholds({n: v for n, v in scored.items() if n.startswith("val-")})
     report: dict[str, Any] = {"thresholds": thresholds, "sets": {}}
     for name, (s, y) in scored.items():
-        report["sets"][name] = {k: rates(s, y, t) for k, t in thresholds.items()} | {"n": len(y)}
+        kind = thresholds[kind_of(name)]
+        report["sets"][name] = {k: rates(s, y, t) for k, t in kind.items()} | {
+            "n": len(y),
+            "kind": kind_of(name),
+        }
     for name in [n for n in scored if n.startswith(("test-attack-long", "test-huge"))]:
         texts, labels = [t for t, _, _ in sets[name]], scored[name][1]
         plain = score_all(folder, texts, prefilter=False)
         report["sets"][name]["without_first_pass"] = {
-            k: rates(plain, labels, t) for k, t in thresholds.items()
+            k: rates(plain, labels, t) for k, t in thresholds["document"].items()
         }
     trap = score_all(folder, trap_cases())
     report["trap"] = {text: round(float(v), 4) for text, v in zip(trap_cases(), trap, strict=True)}
@@ -516,8 +538,8 @@ def pin_in_catalogue(folder: str, key: str, digest: str) -> None:
     with open(catalogue, encoding="utf-8") as handle:
         text = handle.read()
     entry = rf'(path = "{re.escape(relative)}"\n(?:\w+ = .*\n)*?)'
-    updated = re.sub(rf'{entry}{key} = "[0-9a-f]*"\n', rf'\g<1>{key} = "{digest}"\n', text)
-    if updated == text:  # no such key in the entry yet: add it after the path
+    updated, found = re.subn(rf'{entry}{key} = "[0-9a-f]*"\n', rf'\g<1>{key} = "{digest}"\n', text)
+    if not found:  # no such key in the entry yet: add it after the path
         updated = re.sub(entry, rf'\g<1>{key} = "{digest}"\n', text, count=1)
     if updated != text:
         with open(catalogue, "w", encoding="utf-8") as handle:
@@ -532,30 +554,29 @@ def fit_prefilter(folder: str, sets: dict[str, list[Example]], cache: str) -> di
     path = os.path.join(folder, "config.json")
     with open(path, encoding="utf-8") as handle:
         config = json.load(handle)
-    config["prefilter"] = {"file": "prefilter.npz", "threshold": fitted["threshold"]} | {
-        k: PREFILTER[k] for k in ("min_windows", "max_windows")
-    }
+    config["prefilter"] = {"file": "prefilter.npz", "max_windows": PREFILTER_WINDOWS}
     write_json(path, config)
     pin_in_catalogue(folder, "prefilter_sha256", sha256(os.path.join(folder, "prefilter.npz")))
     return fitted
 
 
-def reevaluate(folder: str, cache: str) -> None:
-    """The held-out metrics and validation-chosen thresholds of the model in ``folder``, measured again
-    as the detector runs it now (after a runtime change); what training recorded is kept."""
+def reevaluate(folder: str, cache: str, at: Thresholds | None = None) -> None:
+    """The held-out metrics and validation-chosen thresholds (or ``at``) of the model in ``folder``,
+    measured again as the detector runs it now; what training recorded is kept."""
     path = os.path.join(folder, "metrics.json")
     report = {}
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             report = json.load(handle)
-    report.update(evaluate(folder, build(cache)))
+    report.update(evaluate(folder, build(cache), at))
     report["sha256"] = sha256(os.path.join(folder, "model.onnx"))
     write_json(path, report)
     print(json.dumps({k: report[k] for k in ("thresholds", "sets")}, indent=2))
 
 
 def write_traffic(cache: str) -> None:
-    """rulesets/<name>.traffic.jsonl: labelled requests from the held-out sets, which `make test` gates on."""
+    """rulesets/<name>.traffic.jsonl: labelled requests from the held-out sets, which `make test` gates
+    on; and training/sources.json: every source's units on each side and the digest of what was read."""
     sets = build(cache)
     for ruleset in RULESET_TRAFFIC:
         path = os.path.join(ROOT, "rulesets", f"{ruleset}.traffic.jsonl")
@@ -563,6 +584,7 @@ def write_traffic(cache: str) -> None:
             for row in traffic_rows(sets, ruleset):
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"wrote {path}")
+    write_json(os.path.join(ROOT, "training", "sources.json"), manifest(collect(cache)))
 
 
 def main() -> None:
@@ -587,10 +609,17 @@ def main() -> None:
         action="store_true",
         help="write the rulesets' everyday-traffic files, nothing else",
     )
+    parser.add_argument(
+        "--at",
+        help="ESCALATE,BLOCK: with --evaluate-only, score at these thresholds instead of choosing them",
+    )
     args = parser.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     if args.evaluate_only:
-        reevaluate(args.out, args.cache)
+        at = (
+            dict(zip(("escalate", "block"), map(float, args.at.split(",")), strict=True)) if args.at else None
+        )
+        reevaluate(args.out, args.cache, at)
         return
     if args.write_traffic:
         write_traffic(args.cache)

@@ -77,3 +77,31 @@ def test_bad_input_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["score", 'keywords(words: ["x"])', "--data", str(data)]) == 2
     assert "row 1" in capsys.readouterr().err
     assert main(["score", "nope(x: 1)", "--data", str(data)]) == 1
+
+
+def test_by_a_field_and_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "rows.jsonl"
+    kinds = ["chat", "chat", "chat", "doc", "doc"]
+    data.write_text("".join(json.dumps(row | {"kind": k}) + "\n" for row, k in zip(ROWS, kinds, strict=True)))
+    call = 'regex(pattern: "(?i)ignore (all )?previous instructions", type: OVERRIDE)'
+    args = ["score", call, "--data", str(data), "--by", "kind", "--format", "json"]
+    assert main([*args, "--min-recall", "0.6", "--max-fpr", "0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["by"]["chat"] | {"n": 3} == {
+        "recall": 1.0,
+        "fpr": 0.0,
+        "precision": 1.0,
+        "accuracy": 1.0,
+        "n": 3,
+    }
+    assert result["by"]["doc"]["recall"] == 0.0 and result["by"]["doc"]["n"] == 2
+    assert main([*args, "--min-recall", "0.9"]) == 3
+    assert "recall 0.6667 is below --min-recall 0.9" in capsys.readouterr().err
+
+
+def test_the_gate_on_false_positives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_jsonl(tmp_path / "rows.jsonl")
+    call = 'keywords(words: ["order", "ignore"], type: X)'
+    assert main(["score", call, "--data", str(data), "--max-fpr", "0.5"]) == 0
+    assert main(["score", call, "--data", str(data), "--max-fpr", "0.1"]) == 3
+    assert "false-positive rate 0.5000 is above --max-fpr 0.1" in capsys.readouterr().err
