@@ -547,7 +547,7 @@ def pin_in_catalogue(folder: str, key: str, digest: str) -> None:
 
 
 def fit_prefilter(folder: str, sets: dict[str, list[Example]], cache: str) -> dict[str, Any]:
-    """Train the first pass on the training rows, choose its threshold on validation windows, and
+    """Train the first pass on the training rows, measure how it ranks the validation windows, and
     name it in the folder's config.json (and its digest in the catalogue)."""
     val_windows = training_windows(collect(cache), untruncated_tokenizer(), SEED + 1, VAL_WINDOWS, side="val")
     fitted = train_prefilter(sets["train"], val_windows, folder)
