@@ -114,6 +114,8 @@ def _prefilter(config: dict[str, object], folder: str, sha256: str) -> Prefilter
         info = PrefilterInfo(path, int(spec["max_windows"]), sha256)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(needs) from exc
+    if info.max_windows < 1:
+        raise ModelError(f"{folder}/config.json: `prefilter` max_windows must be at least 1")
     if not os.path.isfile(info.path):
         raise ModelError(
             f"model folder {folder} lacks {spec['file']} (config.json names it as the prefilter)"

@@ -126,8 +126,6 @@ class ClassifierDetector:
             return DetectorResult()
         windows = _windows(self._tokenizer.encode(text))
         picked = self._filter.pick([w.ids for w in windows]) if self._filter else list(range(len(windows)))
-        if not picked:
-            return DetectorResult()
         chosen = [windows[i] for i in picked]
         scores = np.concatenate([self.scores(batch) for batch in _batches(chosen)])
         best = int(np.argmax(scores))

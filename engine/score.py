@@ -43,16 +43,19 @@ class Counts:
         else:
             self.fp, self.tn = self.fp + flagged, self.tn + (not flagged)
 
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
     def metrics(self) -> dict[str, float | None]:
         def ratio(a: int, b: int) -> float | None:
             return round(a / b, 4) if b else None
 
-        total = self.tp + self.fp + self.fn + self.tn
         return {
             "recall": ratio(self.tp, self.tp + self.fn),
             "fpr": ratio(self.fp, self.fp + self.tn),
             "precision": ratio(self.tp, self.tp + self.fp),
-            "accuracy": ratio(self.tp + self.tn, total),
+            "accuracy": ratio(self.tp + self.tn, self.n),
         }
 
 
@@ -127,7 +130,7 @@ def render_groups(groups: dict[str, Counts]) -> str:
     for key in sorted(k for k in groups if k):
         c, m = groups[key], groups[key].metrics()
         shown = "  ".join(f"{k} {'n/a' if m[k] is None else f'{m[k]:.4f}'}" for k in ("recall", "fpr"))
-        lines.append(f"{key:<{width}}  {c.tp + c.fp + c.fn + c.tn:>5} rows  {shown}")
+        lines.append(f"{key:<{width}}  {c.n:>5} rows  {shown}")
     return "\n".join(lines)
 
 
@@ -154,7 +157,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return 2
     counts = groups[""]
     if args.format == "json":
-        by = {k: c.metrics() | {"n": c.tp + c.fp + c.fn + c.tn} for k, c in groups.items() if k}
+        by = {k: c.metrics() | {"n": c.n} for k, c in groups.items() if k}
         cells = {"tp": counts.tp, "fp": counts.fp, "fn": counts.fn, "tn": counts.tn, "errors": counts.errors}
         print(json.dumps(cells | counts.metrics() | ({"by": by} if by else {})))
     else:

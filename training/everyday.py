@@ -265,11 +265,10 @@ class _Text(html.parser.HTMLParser):
         "dd",
     }
 
-    def __init__(self, keep_lines: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.parts: list[str] = []
         self.skipping = 0
-        self.keep_lines = keep_lines
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.skipping += tag in self.SKIP
@@ -285,7 +284,7 @@ class _Text(html.parser.HTMLParser):
 
 
 def page_text(page: str, keep_lines: bool = False) -> str:
-    parser = _Text(keep_lines)
+    parser = _Text()
     parser.feed(page)
     text = "".join(parser.parts)
     if keep_lines:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -134,13 +133,6 @@ def test_an_unpinned_local_model_is_named_by_its_folder_and_file_digest(copied: 
     local = ClassifierDetector(ClassifierParams(model=str(copied), threshold=0.0), DetectorSettings())
     digest = file_sha256(str(copied / "model.onnx"))
     assert models_of(local) == (ModelVersion(str(copied), f"sha256:{digest}"),)
-
-
-@pytest.fixture
-def copied(tmp_path: Path) -> Path:
-    folder = tmp_path / "model"
-    shutil.copytree(resolve(MODEL).path, folder)
-    return folder
 
 
 def test_a_digest_mismatch_refuses_to_load(copied: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +84,6 @@ def test_a_text_of_few_windows_is_scored_whole(detectors: tuple[ClassifierDetect
     assert finding.detail.endswith(" of 2") and "first pass" not in finding.detail
 
 
-@pytest.fixture
-def copied(tmp_path: Path) -> Path:
-    folder = tmp_path / "model"
-    shutil.copytree(resolve(MODEL).path, folder)
-    return folder
-
-
 def test_a_missing_or_malformed_first_pass_is_a_model_error(copied: Path) -> None:
     config = json.loads((copied / "config.json").read_text())
     (copied / "prefilter.npz").unlink()
@@ -99,6 +91,11 @@ def test_a_missing_or_malformed_first_pass_is_a_model_error(copied: Path) -> Non
         resolve(str(copied))
     (copied / "config.json").write_text(json.dumps(config | {"prefilter": {"file": "prefilter.npz"}}))
     with pytest.raises(ModelError, match="needs file and max_windows"):
+        resolve(str(copied))
+    (copied / "config.json").write_text(
+        json.dumps(config | {"prefilter": {"file": "prefilter.npz", "max_windows": 0}})
+    )
+    with pytest.raises(ModelError, match="max_windows must be at least 1"):
         resolve(str(copied))
 
 
