@@ -120,11 +120,13 @@ def test_calls_during_reloads_all_get_an_answer(tmp_path: Path) -> None:
 
         with ThreadPoolExecutor(2) as pool:
             callers = [pool.submit(call) for _ in range(2)]
-            for number in range(2, 7):
-                write_ruleset(rulesets, f"{number}.0.0", "pear")
-                server.signal(signal.SIGHUP)
-                wait_for(lambda n=number: reloads(server) == n - 1)
-            stop.set()
+            try:
+                for number in range(2, 7):
+                    write_ruleset(rulesets, f"{number}.0.0", "pear")
+                    server.signal(signal.SIGHUP)
+                    wait_for(lambda n=number: reloads(server) == n - 1)
+            finally:  # a failed wait must not leave the callers running (the pool would wait forever)
+                stop.set()
             for caller in callers:
                 caller.result(timeout=60)
         assert "6.0.0" in versions and len(versions) >= 2
