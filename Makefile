@@ -44,7 +44,7 @@ pytest: setup
 	$(BIN)/pytest
 
 proto: setup
-	$(BIN)/python -m engine.server.codegen
+	$(BIN)/python -m engine.protocol.codegen
 
 test: lint typecheck policies traffic pytest
 

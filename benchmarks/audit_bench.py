@@ -41,10 +41,10 @@ from dsl.compiler import compile_file
 from engine.audit import AuditConfig, AuditLog
 from engine.audit.keys import Digester
 from engine.audit.record import build_entry
-from engine.decision import Decision
-from engine.evaluator import Evaluator
-from engine.ids import new_id
-from engine.request import Request, request_from_dict
+from engine.runtime.decision import Decision
+from engine.runtime.evaluator import Evaluator
+from engine.runtime.ids import new_id
+from engine.runtime.request import Request, request_from_dict
 
 TARGET_PER_S = 5000.0
 TARGET_ADDED_P95_MS = 0.5

@@ -93,7 +93,7 @@ if "pii" in SPECS:
     instance.detect("call me at 212-555-0100 or mail jo@example.com")
     parts["classifier+pii"] = rss()
 if "--service" in sys.argv:
-    from engine.registry import Registry
+    from engine.runtime.registry import Registry
     import engine.server.app  # noqa: F401  (the gRPC service's modules)
     Registry.load("rulesets")
     parts["service"] = rss()

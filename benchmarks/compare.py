@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import evaluator_bench, pii_bench, runner
+from benchmarks import evaluator_bench, pii_bench
 from benchmarks.grpc_bench import noop_server
-from benchmarks.loadgen import LoadGenerators, server_process
-from benchmarks.report import Stats
-from benchmarks.runner import Options, Result
-from benchmarks.workload import SCENARIOS, generate, load_scenario
+from engine.cli.bench import runner
+from engine.cli.bench.loadgen import LoadGenerators, server_process
+from engine.cli.bench.report import Stats
+from engine.cli.bench.runner import Options, Result
+from engine.cli.bench.workload import generate, load_scenario
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -62,6 +63,7 @@ def ratio(value: float, base: float) -> str:
 # Over gRPC: the targets and the floor
 
 
+SCENARIOS = HERE / "scenarios"
 ASYNC_AUDIT = HERE / "async_audit.toml"  # the serve config of the "audit async" rows
 
 

@@ -22,11 +22,11 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.evaluator_bench import machine
-from dsl.compilation import Compilation
+from dsl.compile_state import Compilation
 from dsl.compiler import STAGE_NAMES, run
 from dsl.diagnostics import render_all
-from engine.evaluator import Evaluator
+from engine.cli.bench.procstat import machine
+from engine.runtime.evaluator import Evaluator
 
 TARGET_S = 1.0
 

@@ -19,13 +19,11 @@ nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import importlib
 import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,11 +33,12 @@ from typing import Any
 
 import regex
 
-import engine.plan
+import engine.runtime.plan
 from dsl.compiler import compile_file
-from engine.decision import Decision
-from engine.evaluator import Evaluator
-from engine.request import Request, request_from_dict
+from engine.cli.bench import procstat
+from engine.runtime.decision import Decision
+from engine.runtime.evaluator import Evaluator
+from engine.runtime.request import Request, request_from_dict
 
 RULESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rulesets")
 TARGET_US = 20.0
@@ -185,7 +184,7 @@ class _RecordingDetector:
 
 
 class _RegexShim:
-    """Stands in for the ``regex`` module inside engine.plan while an instrumented evaluator links."""
+    """Stands in for the ``regex`` module inside engine.runtime.plan while an instrumented evaluator links."""
 
     def __init__(self, calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]) -> None:
         self._calls = calls
@@ -204,16 +203,16 @@ def regex_floor(evaluator: Evaluator, request: Request, settings: Settings) -> f
     evaluator's internals changed so that the calls cannot be recorded.
     """
     calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
-    saved = getattr(engine.plan, "regex", None)
+    saved = getattr(engine.runtime.plan, "regex", None)
     if saved is not regex:
         return None
     try:
-        setattr(engine.plan, "regex", _RegexShim(calls))  # noqa: B010
+        setattr(engine.runtime.plan, "regex", _RegexShim(calls))  # noqa: B010
         shadow = Evaluator(evaluator.graph, evaluator.settings)
     except Exception:
         return None
     finally:
-        setattr(engine.plan, "regex", saved)  # noqa: B010
+        setattr(engine.runtime.plan, "regex", saved)  # noqa: B010
     try:
         shadow.detector_runs = {
             node_id: replace(run, detector=_RecordingDetector(run.detector, calls))
@@ -335,22 +334,8 @@ def run_jobs(jobs: list[Job], settings: Settings) -> list[Row]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            models = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        model = models[0] if models else ""
-    except OSError:
-        pass
-    return {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "regorus": _version("gordon-to-regorus"),
-        "cedarpy": _version("cedarpy"),
-    }
+    """The machine, with the versions of the engines compared."""
+    return procstat.machine() | {"regorus": _version("gordon-to-regorus"), "cedarpy": _version("cedarpy")}
 
 
 def render(info: dict[str, Any], rows: list[Row], notes: list[str], floor: Timing) -> str:

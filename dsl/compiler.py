@@ -6,12 +6,12 @@ import os
 from collections.abc import Callable, Mapping
 
 from dsl import ir
-from dsl.checks import check_detectors_stage, check_types_stage, parse_stage, resolve_stage
-from dsl.compilation import Compilation
+from dsl.check_stages import check_detectors_stage, check_types_stage, parse_stage, resolve_stage
+from dsl.compile_state import Compilation
 from dsl.diagnostics import CompileError, Diagnostic, Span
 from dsl.graph import build_graph_stage
-from dsl.loader import Reader, read_file
 from dsl.optimise import optimise_stage
+from dsl.sources import Reader, read_file
 
 StageFn = Callable[[Compilation], None]
 Hook = Callable[[Compilation], None]

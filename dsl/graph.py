@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from detectors.specs import SPECS
 from dsl import ast, ir
-from dsl.compilation import Compilation, TypedRule
+from dsl.compile_state import Compilation, TypedRule
 from dsl.types import STRING, Outcome, Stage
 
 _OUTCOMES = {

@@ -10,7 +10,7 @@ from typing import Any
 import regex
 
 from dsl import ir
-from dsl.compilation import Compilation
+from dsl.compile_state import Compilation
 from dsl.types import BOOL
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {

@@ -1,1 +1,1 @@
-"""The Palisade runtime: evaluator, decisions, ruleset registry, policy tests, CLI and gRPC server."""
+"""Palisade's engine: the Check use case (guard), evidence, approvals, the runtime, the front doors."""

@@ -63,7 +63,7 @@ def test_only_the_grpc_adapters_import_generated_code() -> None:
         for package in ("dsl", "detectors", "engine")
         for path in _modules(package)
         if not adapters & set(path.relative_to(ROOT).parts)
-        and any(name.startswith("engine.server.gen") for name in _imports(path))
+        and any(name.startswith("engine.protocol.gen") for name in _imports(path))
     ]
     assert not offenders
 
@@ -73,7 +73,7 @@ def test_detectors_do_not_import_each_other() -> None:
         "detectors.base",
         "detectors.specs",
         "detectors.textscan",
-        "detectors.textforms",  # hidden characters, encoded blocks, normalisation (engine.plan too)
+        "detectors.textforms",  # hidden characters, encoded blocks, normalisation (engine.runtime.plan too)
         "detectors.confusables",
         "detectors.catalogue",  # the model catalogue: the compiler checks names and digests with it
         "detectors.window_filter",  # the classifier's first pass (training fits it too)

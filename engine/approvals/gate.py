@@ -15,9 +15,9 @@ from dsl.ir import ActionNode
 from dsl.types import Outcome
 from engine.approvals.model import Approval, ApprovalNotFound, State, binding_digest, now_us
 from engine.approvals.service import Approvals
-from engine.decision import Decision, RuleMatch
-from engine.ids import new_id
-from engine.request import Request
+from engine.runtime.decision import Decision, RuleMatch
+from engine.runtime.ids import new_id
+from engine.runtime.request import Request
 
 DEFAULT_RULE = "(default)"
 DEFAULT_WITHIN_US = 24 * 3600 * 1_000_000  # for an escalation without `within`

@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.audit.canonical import canonical_bytes
 from engine.audit.record import format_time, tool_args_bytes
-from engine.request import Request
+from engine.runtime.request import Request
 
 
 class State(StrEnum):

@@ -7,7 +7,7 @@ Wiring it into a server (``config.audit`` being an ``AuditConfig``, e.g. a ``[au
 
     audit = AuditLog.open(config.data_dir, config.audit, on_health=set_serving)  # at start; raises
     ...                                                # AuditUnavailable if the log cannot be opened
-    decision_id = new_id()                             # engine.ids: UUIDv7
+    decision_id = new_id()                             # engine.runtime.ids: UUIDv7
     decision = evaluator.evaluate(request, timeout_s=...)
     excerpt = evaluator.excerpter.excerpt(request) if evaluator.excerpter else None  # masked, if asked
     try:

@@ -18,10 +18,10 @@ from engine.audit.keys import Digester, load_or_create_digester, load_or_create_
 from engine.audit.record import Record, build_approval_entry, build_entry
 from engine.audit.store import Store, db_path
 from engine.audit.writer import HealthListener, Writer, WriterStats
-from engine.decision import Decision
-from engine.excerpts import Excerpt
-from engine.ids import new_id
-from engine.request import Request
+from engine.runtime.decision import Decision
+from engine.runtime.excerpts import Excerpt
+from engine.runtime.ids import new_id
+from engine.runtime.request import Request
 
 AUDIT_DIR = "audit"
 
@@ -113,7 +113,7 @@ class AuditLog:
         excerpt: Excerpt | None = None,
     ) -> Record | None:
         """Record ``decision`` on ``request`` under ``decision_id`` (the id the response will carry),
-        with ``excerpt`` (already masked: engine.excerpts) when the ruleset asks for excerpts.
+        with ``excerpt`` (already masked: engine.runtime.excerpts) when the ruleset asks for excerpts.
 
         sync durability: returns the sealed record once it is committed and fsynced. async: returns
         None at once. Raises AuditUnavailable when the record cannot be made durable (fail closed),

@@ -57,9 +57,9 @@ from typing import Any
 
 from engine.audit.canonical import CanonicalError, canonical_bytes, canonical_json, encode_string
 from engine.audit.keys import Digester
-from engine.decision import Decision, models_data
-from engine.excerpts import Excerpt
-from engine.request import Request
+from engine.runtime.decision import Decision, models_data
+from engine.runtime.excerpts import Excerpt
+from engine.runtime.request import Request
 
 SCHEMA_VERSION = 1
 GENESIS_HASH = "0" * 64

@@ -1,1 +1,1 @@
-"""The gRPC adapters: servicers, proto <-> domain converters; the only importer of generated code."""
+"""The gRPC server: thin servicers over Guard and Approvals, health, reflection, TLS, worker processes."""

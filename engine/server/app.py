@@ -17,16 +17,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dsl.diagnostics import CompileError
-from dsl.ir import Graph
-from engine.approvals import ApprovalGate, Approvals, ApprovalStore, ApprovalUnavailable
 from engine.approvals.approvers import Approvers, ApproversError
-from engine.audit import AuditLog, AuditUnavailable
 from engine.config import ServeConfig
-from engine.registry import Registry, compile_rulesets
+from engine.guard import Guard, StartError, check_rulesets
+from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb_grpc, pb_grpc
+from engine.runtime.registry import Registry
 from engine.server.approvals_servicer import ApprovalsServicer
-from engine.server.servicer import GuardServicer
+from engine.server.guard_servicer import GuardServicer
 from engine.server.tls import ServerTls, TlsError
-from engine.server.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb_grpc, pb_grpc
 
 log = logging.getLogger("palisade.server")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -36,26 +34,6 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 RELOAD_SIGNAL = signal.SIGHUP
 SIGNALS = STOP_SIGNALS | {RELOAD_SIGNAL}  # what a server process handles (blocked while a worker starts)
 _PARENT_POLL_S = 0.5
-
-
-class StartError(RuntimeError):
-    """The server could not start (the address is taken, or there are no rulesets)."""
-
-
-def check_rulesets(config: ServeConfig) -> dict[tuple[str, str], Graph]:
-    """Compile every ruleset, loading no model; raises dsl.diagnostics.CompileError with all
-    diagnostics if any is bad, StartError if there are none."""
-    if not os.path.exists(config.rulesets):
-        raise StartError(f"rulesets: {config.rulesets} does not exist")
-    graphs = compile_rulesets(config.rulesets)
-    if not graphs:
-        raise StartError(f"rulesets: no .pal ruleset found under {config.rulesets}")
-    return graphs
-
-
-def load_registry(config: ServeConfig, pool: ThreadPoolExecutor | None = None) -> Registry:
-    """The rulesets compiled and their detectors loaded; raises as check_rulesets does."""
-    return Registry.of(check_rulesets(config), config.detector_settings, pool)
 
 
 def load_tls(config: ServeConfig) -> ServerTls | None:
@@ -85,27 +63,10 @@ class GuardServer:
         self.config = config
         self.tls = load_tls(config)
         approvers = load_approvers(config)
-        self.detector_pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
-        try:
-            registry = load_registry(config, self.detector_pool)
-        except BaseException:
-            self.detector_pool.shutdown(wait=False)
-            raise
         self.health = health.HealthServicer()
-        try:
-            self.audit = AuditLog.open(config.data_dir, config.audit, on_health=self._set_serving)
-        except AuditUnavailable as exc:
-            self.detector_pool.shutdown(wait=False)
-            raise StartError(f"audit: {exc}") from None
-        try:
-            store = ApprovalStore.open(config.data_dir)
-            self.approvals = Approvals(store, self.audit, keep_s=config.approvals.keep_days * 86_400)
-        except ApprovalUnavailable as exc:
-            self.audit.close()
-            self.detector_pool.shutdown(wait=False)
-            raise StartError(f"approvals: {exc}") from None
+        self.guard = Guard.open(config, on_health=self._set_serving)
         self.rpc_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="palisade-rpc")
-        self.server = self._build(reuse_port, registry, approvers)
+        self.server = self._build(reuse_port, approvers)
         self.port = 0
 
     @property
@@ -118,7 +79,7 @@ class GuardServer:
         """Who may answer approvals now (None: anyone; a reload rereads the file)."""
         return self.approvals_servicer.approvers
 
-    def _build(self, reuse_port: bool, registry: Registry, approvers: Approvers | None) -> grpc.Server:
+    def _build(self, reuse_port: bool, approvers: Approvers | None) -> grpc.Server:
         config = self.config
         options = [
             ("grpc.max_receive_message_length", config.limits.max_request_bytes),
@@ -126,9 +87,8 @@ class GuardServer:
         ]
         limit = config.max_concurrent_rpcs
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
-        self.guard = GuardServicer(registry, config, self.audit, ApprovalGate(self.approvals))
-        pb_grpc.add_GuardServicer_to_server(self.guard, server)
-        self.approvals_servicer = ApprovalsServicer(self.approvals, approvers)
+        pb_grpc.add_GuardServicer_to_server(GuardServicer(self.guard, config), server)
+        self.approvals_servicer = ApprovalsServicer(self.guard.approvals, approvers)
         apb_grpc.add_ApprovalsServicer_to_server(self.approvals_servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
@@ -146,7 +106,7 @@ class GuardServer:
         if not self.port:
             raise StartError(f"listen: cannot bind {self.config.listen}")
         self.server.start()
-        self._set_serving(self.audit.healthy)
+        self._set_serving(self.guard.healthy)
         return self.port
 
     def reload(self) -> bool:
@@ -161,7 +121,8 @@ class GuardServer:
 
     def _reload_rulesets(self) -> bool:
         try:
-            registry = load_registry(self.config, self.detector_pool)
+            graphs = check_rulesets(self.config)
+            registry = Registry.of(graphs, self.config.detector_settings, self.guard.detector_pool)
         except CompileError as exc:
             count = len(exc.diagnostics)
             log.error("reload refused, serving the rulesets as before: %d error(s)\n%s", count, exc)
@@ -208,10 +169,8 @@ class GuardServer:
         """Refuse new calls, let the ones in flight finish (up to ``grace_s``), then release everything."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace_s).wait()
-        self.audit.close()  # flush what is queued, sign a final checkpoint
         self.rpc_pool.shutdown(wait=True)
-        self.approvals.store.close()  # after the pool: a Watch may be ending its last poll
-        self.detector_pool.shutdown(wait=True, cancel_futures=True)
+        self.guard.close()  # after the pool (a Watch may be ending its last poll): flush, sign, release
 
     def __enter__(self) -> GuardServer:
         self.start()

@@ -11,8 +11,8 @@ import grpc
 from engine.approvals import AlreadyResolved, ApprovalNotFound, Approvals, ApprovalUnavailable, watch
 from engine.approvals.approvers import Approvers
 from engine.audit import AuditUnavailable
-from engine.server.approvals_codec import approval_to_proto, query_from_proto
-from engine.server.wire import apb, apb_grpc
+from engine.protocol.approvals_codec import approval_to_proto, query_from_proto
+from engine.protocol.wire import apb, apb_grpc
 
 log = logging.getLogger("palisade.server")
 T = TypeVar("T")

@@ -18,10 +18,9 @@ from multiprocessing.queues import Queue
 from typing import Any
 
 from engine.config import ServeConfig
+from engine.guard import StartError, check_rulesets
 from engine.server.app import (
     SIGNALS,
-    StartError,
-    check_rulesets,
     host_port,
     load_approvers,
     load_tls,

@@ -25,8 +25,8 @@ from engine.audit import AuditLog, AuditPaths
 from engine.audit.keys import HMAC_KEY_BYTES, Digester, load_verifier
 from engine.audit.store import Store, file_lock
 from engine.audit.verify import verify_log
-from engine.ids import new_id
-from engine.request import Principal, Request, ToolCall
+from engine.runtime.ids import new_id
+from engine.runtime.request import Principal, Request, ToolCall
 
 REQUEST = Request(
     stage=Stage.TOOL_CALL,

@@ -25,7 +25,7 @@ CHILD = textwrap.dedent(
     import sys, threading
     from pathlib import Path
     from audit_helpers import decide, open_log, request
-    from engine.ids import new_id
+    from engine.runtime.ids import new_id
 
     log = open_log(Path(sys.argv[1]), checkpoint_every_records=50)
     decision, req = decide(request())
@@ -47,7 +47,7 @@ CHILD = textwrap.dedent(
 
 
 def test_every_acknowledged_record_survives_sigkill(tmp_path: Path) -> None:
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)])}
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "helpers"), str(ROOT)])}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
     )

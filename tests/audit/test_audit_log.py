@@ -11,7 +11,7 @@ from audit_helpers import decide, fill, make_log, open_log, request, verify
 from engine.audit import AuditPaths, AuditUnavailable, DuplicateDecision
 from engine.audit.keys import load_verifier
 from engine.audit.store import Store
-from engine.ids import new_id
+from engine.runtime.ids import new_id
 
 
 def _mode(path: Path) -> int:

@@ -16,8 +16,8 @@ from detectors.base import ModelVersion
 from engine.audit import AuditPaths
 from engine.audit.canonical import CanonicalError, canonical_bytes
 from engine.audit.record import GENESIS_HASH, SCHEMA_VERSION, record_hash
-from engine.excerpts import Excerpt, ExcerptPart
-from engine.ids import new_id
+from engine.runtime.excerpts import Excerpt, ExcerptPart
+from engine.runtime.ids import new_id
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

@@ -13,7 +13,7 @@ from engine.audit.proof import prove
 from engine.audit.retention import Pruned, prune
 from engine.audit.store import Store
 from engine.audit.verify import REWRITTEN, TRUNCATED
-from engine.ids import new_id
+from engine.runtime.ids import new_id
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
 

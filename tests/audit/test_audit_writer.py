@@ -13,7 +13,7 @@ from engine.audit.chain import Chain
 from engine.audit.keys import load_or_create_digester, load_or_create_signer
 from engine.audit.record import Entry, build_entry
 from engine.audit.store import Store
-from engine.ids import new_id
+from engine.runtime.ids import new_id
 
 
 def _append_from_threads(log_dir: Path, threads: int, each: int, **settings: object) -> list[Record]:

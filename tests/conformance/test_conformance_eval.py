@@ -32,8 +32,8 @@ import pytest
 from detectors.specs import DetectorSettings
 from dsl.compiler import compile_source
 from dsl.types import Outcome
-from engine.evaluator import Evaluator
-from engine.request import request_from_dict
+from engine.runtime.evaluator import Evaluator
+from engine.runtime.request import request_from_dict
 
 EVAL = Path(__file__).parent / "eval"
 EXPECTATION_KEYS = frozenset(

@@ -20,9 +20,9 @@ from detectors.specs import DetectorSettings, KeywordsParams, RegexParams
 from detectors.textscan import MAX_NEEDLES, literal_screen, needle_screen, required_literals
 from dsl.compiler import compile_source
 from dsl.types import Outcome
-from engine.decision import Decision
-from engine.evaluator import Evaluator
-from engine.request import request_from_dict
+from engine.runtime.decision import Decision
+from engine.runtime.evaluator import Evaluator
+from engine.runtime.request import request_from_dict
 
 SETTINGS = DetectorSettings()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsl import ir
-from dsl.compilation import Compilation
+from dsl.compile_state import Compilation
 from dsl.compiler import STAGE_NAMES, compile_file, compile_source, run
 from dsl.diagnostics import CompileError
 from dsl.types import Outcome, Stage

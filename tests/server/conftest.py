@@ -8,7 +8,7 @@ import grpc
 import pytest
 from server_helpers import config, running
 
-from engine.client import GuardClient
+from engine.client.guard_client import GuardClient
 from engine.server.app import GuardServer
 
 

@@ -56,7 +56,7 @@ class ServeProcess:
     """A `palisade serve` subprocess; stderr is collected line by line while it runs."""
 
     def __init__(self, *args: str, cwd: Path = ROOT) -> None:
-        command = [sys.executable, "-m", "engine.cli", "serve", *args]
+        command = [sys.executable, "-m", "engine.cli.main", "serve", *args]
         env = os.environ | {"PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

@@ -13,11 +13,11 @@ import pytest
 from server_helpers import HERE, ROOT, config, running
 
 from dsl.types import Outcome
-from engine import cli
 from engine.approvals import State
 from engine.audit import AuditPaths
 from engine.audit.store import Store
-from engine.client import CheckResult, GuardClient, GuardError
+from engine.cli import main as cli
+from engine.client.guard_client import CheckResult, GuardClient, GuardError
 
 RULESETS = HERE / "approval_rulesets"
 NAME = "approvals_test"

@@ -10,14 +10,14 @@ from pathlib import Path
 from server_helpers import HERE, ROOT, serve_process
 
 from dsl.types import Outcome
-from engine.client import CheckResult, GuardClient
+from engine.client.guard_client import CheckResult, GuardClient
 
 RULESETS = HERE / "approval_rulesets"
 SHELL = {"name": "shell.exec", "arguments": {"cmd": "make deploy"}}
 
 
 def _palisade(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "engine.cli", *args]
+    command = [sys.executable, "-m", "engine.cli.main", *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 

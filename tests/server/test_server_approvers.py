@@ -12,12 +12,13 @@ import pytest
 from server_helpers import HERE, config, running
 
 from dsl.types import Outcome
-from engine import cli
 from engine.approvals import State
 from engine.approvals.approvers import Approvers, ApproversError, token_digest
-from engine.client import GuardClient, GuardError
+from engine.cli import main as cli
+from engine.client.guard_client import GuardClient, GuardError
 from engine.config import ApprovalsConfig
-from engine.server.app import GuardServer, StartError
+from engine.guard import StartError
+from engine.server.app import GuardServer
 
 RULESETS = HERE / "approval_rulesets"
 SHELL = {"name": "shell.exec", "arguments": {"cmd": "rm -rf build/"}}

@@ -18,8 +18,8 @@ from server_helpers import RULESETS, config, log_verifies, running, serve_proces
 from dsl.types import Outcome
 from engine.audit import AuditConfig, AuditPaths
 from engine.audit.store import Store
-from engine.client import GuardClient, GuardError
-from engine.server.wire import GUARD_SERVICE
+from engine.client.guard_client import GuardClient, GuardError
+from engine.protocol.wire import GUARD_SERVICE
 
 V1 = "1.0.0"
 SECRET = "my ssn is 123-45-6789 and my email is jane@example.com"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dsl.types import Outcome
-from engine.client import CheckResult, GuardClient
+from engine.client.guard_client import CheckResult, GuardClient
 from engine.server.app import GuardServer
 
 V1 = "1.0.0"

@@ -11,8 +11,8 @@ import pytest
 from server_helpers import config, running
 
 from dsl.types import Outcome
-from engine.client import GuardClient, GuardError
-from engine.server.wire import pb, pb_grpc
+from engine.client.guard_client import GuardClient, GuardError
+from engine.protocol.wire import pb, pb_grpc
 
 SLOW_TEXT = "123456789" + "a" * 40 + "!"  # every slow_test detector backtracks on it until the regex timeout
 

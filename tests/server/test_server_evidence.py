@@ -21,7 +21,7 @@ from detectors.catalogue import catalogue
 from dsl.types import Outcome
 from engine.audit import AuditPaths
 from engine.audit.store import Store
-from engine.client import GuardClient, ModelVersion
+from engine.client.guard_client import GuardClient, ModelVersion
 from engine.server.app import GuardServer
 
 EVIDENCE_RULESETS = HERE / "evidence_rulesets"
@@ -158,7 +158,7 @@ def test_the_same_message_twice_is_a_cache_hit_over_grpc_and_in_palisade_ask(
     assert (first.timings.detector_cache_hits, first.timings.detector_cache_misses) == (0, 2)
     assert (second.timings.detector_cache_hits, second.timings.detector_cache_misses) == (2, 0)
 
-    command = [sys.executable, "-m", "engine.cli", "ask", "--server", target, "--ruleset", "models_test"]
+    command = [sys.executable, "-m", "engine.cli.main", "ask", "--server", target, "--ruleset", "models_test"]
     asked = subprocess.run(
         [*command, "--text", text], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from server_helpers import ROOT
 
-from engine.client import CheckResult, GuardClient, GuardError
+from engine.client.guard_client import CheckResult, GuardClient, GuardError
 
 NODE_DIR = ROOT / "tests" / "node"
 NODE = shutil.which("node")

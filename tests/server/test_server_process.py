@@ -24,7 +24,7 @@ from server_helpers import (
 )
 
 from dsl.types import Outcome
-from engine.client import GuardClient, GuardError
+from engine.client.guard_client import GuardClient, GuardError
 
 SLOW_TEXT = "123456789" + "a" * 40 + "!"
 
@@ -41,7 +41,7 @@ def write_config(tmp_path: Path, text: str) -> str:
 
 
 def ask(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "engine.cli", "ask", *args]
+    command = [sys.executable, "-m", "engine.cli.main", "ask", *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -153,7 +153,7 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
 
 
 def test_the_other_commands_do_not_load_grpc() -> None:
-    code = "import sys, engine.cli; sys.exit('grpc' in sys.modules or 'engine.server.wire' in sys.modules)"
+    code = "import sys, engine.cli.main; sys.exit('grpc' in sys.modules or 'engine.protocol' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60, check=False).returncode == 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from server_helpers import ServeProcess, serve_process, wait_for, worker_pids
 
 from dsl.types import Outcome
-from engine.client import GuardClient
+from engine.client.guard_client import GuardClient
 
 RULESET = """ruleset reload_test version "{version}" {{
   owner "tests@example.com"

@@ -12,10 +12,10 @@ from server_helpers import ROOT, config, running
 
 from dsl.compiler import compile_file
 from dsl.diagnostics import CompileError
-from engine import policytest
-from engine.client import GuardClient
-from engine.registry import Registry, source_files
-from engine.request import Request, request_from_dict
+from engine.cli import policytest
+from engine.client.guard_client import GuardClient
+from engine.runtime.registry import Registry, source_files
+from engine.runtime.request import Request, request_from_dict
 
 REAL_RULESETS = ROOT / "rulesets"
 REQUEST_KEYS = frozenset(f.name for f in dataclasses.fields(Request))

@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from server_helpers import ROOT, config, running
 
 from dsl.types import Outcome
-from engine import cli
-from engine.client import GuardClient, GuardError
-from engine.client_tls import ClientTls
+from engine.cli import main as cli
+from engine.client.guard_client import GuardClient, GuardError
+from engine.client.tls import ClientTls
 from engine.config import Tls
-from engine.server.app import GuardServer, StartError
+from engine.guard import StartError
+from engine.server.app import GuardServer
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -174,12 +175,12 @@ def test_tls_settings_that_cannot_work_are_refused_by_the_config() -> None:
 
 
 def test_the_bench_drives_a_tls_server_given_its_ca(pki: dict[str, str], tmp_path: Path) -> None:
-    bench_dir = ROOT / "tests" / "bench"
+    bench_dir = ROOT / "tests" / "cli" / "bench"
     tls = Tls(cert_file=pki["server"], key_file=pki["server_key"])
     with running(config(rulesets=str(bench_dir / "rulesets"), tls=tls)) as server:
         report = tmp_path / "bench.json"
         command = [
-            sys.executable, "-m", "engine.cli", "bench", "--rulesets", str(bench_dir / "rulesets"),
+            sys.executable, "-m", "engine.cli.main", "bench", "--rulesets", str(bench_dir / "rulesets"),
             "--scenario", str(bench_dir / "slow_budget.toml"), "--target", f"127.0.0.1:{server.port}",
             "--tls-ca", pki["ca"], "--rate", "20", "--duration", "1", "--warmup", "0.5", "--repeat", "1",
             "--processes", "1", "--json", str(report),

@@ -1,0 +1,1 @@
+"""The `palisade` commands: serve, check, test, score, bench, ask, audit, approvals."""

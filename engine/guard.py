@@ -1,0 +1,177 @@
+"""The Check use case in one place: a request in, out a decision approvals kept and the audit recorded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+
+from dsl.ir import ActionNode, Graph
+from engine.approvals import (
+    Approval,
+    ApprovalError,
+    ApprovalGate,
+    Approvals,
+    ApprovalStore,
+    ApprovalUnavailable,
+    Gated,
+)
+from engine.audit import AuditLog, AuditUnavailable
+from engine.audit.writer import HealthListener
+from engine.config import ServeConfig
+from engine.runtime.decision import Decision
+from engine.runtime.evaluator import Evaluator
+from engine.runtime.ids import new_id
+from engine.runtime.registry import Registry, compile_rulesets
+from engine.runtime.request import Request
+
+log = logging.getLogger("palisade.guard")
+
+
+class StartError(RuntimeError):
+    """Palisade could not start: no rulesets, or the audit log, approvals or address cannot be opened."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One Check's answer: the decision as recorded, its id, and the approval an ESCALATE cites."""
+
+    decision: Decision
+    decision_id: str
+    default: ActionNode  # the ruleset's default action (what the answer says when no rule matched)
+    approval: Approval | None = None
+
+
+def check_rulesets(config: ServeConfig) -> dict[tuple[str, str], Graph]:
+    """Compile every ruleset, loading no model; raises dsl.diagnostics.CompileError with all
+    diagnostics if any is bad, StartError if there are none."""
+    if not os.path.exists(config.rulesets):
+        raise StartError(f"rulesets: {config.rulesets} does not exist")
+    graphs = compile_rulesets(config.rulesets)
+    if not graphs:
+        raise StartError(f"rulesets: no .pal ruleset found under {config.rulesets}")
+    return graphs
+
+
+class Guard:
+    """Decides Checks: the ruleset's graph under the deadline, then approvals, then the audit record.
+
+    Every front door (gRPC, the in-process API, and the adapters to come) calls ``check``; none of
+    them knows this order. No record, no ALLOW: when the audit log cannot take the record, or the
+    approvals cannot be kept, the answer is the ruleset's error policy, never ALLOW."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        audit: AuditLog,
+        approvals: Approvals,
+        *,
+        default_timeout_s: float | None = None,
+    ) -> None:
+        self.registry = registry  # replaced whole on reload; a call uses the one it started with
+        self.audit = audit
+        self.approvals = approvals
+        self.default_timeout_s = default_timeout_s
+        self._gate = ApprovalGate(approvals)
+        self._owned: list[ThreadPoolExecutor] = []
+
+    @classmethod
+    def open(cls, config: ServeConfig | None = None, *, on_health: HealthListener | None = None) -> Guard:
+        """A Guard for ``config`` (default: the defaults): its rulesets compiled and their detectors
+        loaded, the audit log and the approvals in its data directory. ``on_health`` hears when the
+        audit log stops (False) and starts (True) taking records. Close it when done."""
+        config = config or ServeConfig()
+        pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
+        try:
+            registry = Registry.of(check_rulesets(config), config.detector_settings, pool)
+            audit = _open_audit(config, on_health)
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
+        try:
+            approvals = Approvals(
+                ApprovalStore.open(config.data_dir), audit, config.approvals.keep_days * 86_400
+            )
+        except ApprovalUnavailable as exc:
+            audit.close()
+            pool.shutdown(wait=False)
+            raise StartError(f"approvals: {exc}") from None
+        guard = cls(registry, audit, approvals, default_timeout_s=config.default_timeout_ms / 1000 or None)
+        guard._owned.append(pool)
+        return guard
+
+    @property
+    def detector_pool(self) -> ThreadPoolExecutor | None:
+        """The pool this Guard's detectors run in (None when given a registry built elsewhere)."""
+        return self._owned[0] if self._owned else None
+
+    @property
+    def healthy(self) -> bool:
+        """False while the audit log cannot take records (no record, no service)."""
+        return self.audit.healthy
+
+    def check(
+        self, ruleset: str, request: Request, *, version: str = "", timeout_s: float | None = None
+    ) -> Checked:
+        """Decide ``request`` by ``ruleset`` (``version`` pinned, or the active one) within
+        ``timeout_s`` (None: the default timeout). Raises runtime.registry.UnknownRuleset."""
+        started = time.perf_counter()
+        evaluator = self.registry.get(ruleset, version)
+        decision_id = new_id()
+        timeout = self.default_timeout_s if timeout_s is None else timeout_s
+        evaluated = evaluator.evaluate(request, timeout_s=timeout)
+        gated = self._gated(evaluator, evaluated, request, decision_id, started)
+        decision = self._recorded(evaluator, gated.decision, request, decision_id, started)
+        return Checked(decision, decision_id, evaluator.graph.default, gated.approval)
+
+    def _gated(
+        self, evaluator: Evaluator, decision: Decision, request: Request, decision_id: str, started: float
+    ) -> Gated:
+        """The answer after approvals (opened, rejoined or resumed); fails closed when they cannot be kept."""
+        try:
+            return self._gate.apply(decision, request, decision_id)
+        except (ApprovalError, AuditUnavailable) as exc:
+            log.error("decision %s: approvals unavailable: %s", decision_id, exc)
+            message = "approvals cannot be kept now; the decision falls back to the error policy"
+            return Gated(
+                evaluator.error_decision("approvals_unavailable", message, started, never_allow=True)
+            )
+
+    def _recorded(
+        self, evaluator: Evaluator, decision: Decision, request: Request, decision_id: str, started: float
+    ) -> Decision:
+        """``decision`` once its audit record is appended (with the masked excerpt the ruleset asks
+        for); the error policy, never ALLOW, when the record cannot be made durable."""
+        excerpt = evaluator.excerpter.excerpt(request) if evaluator.excerpter is not None else None
+        try:
+            self.audit.append(decision, request, decision_id, excerpt=excerpt)
+        except AuditUnavailable as exc:
+            log.error("decision %s not recorded: %s", decision_id, exc)
+            message = "the audit log cannot be written; the decision was not recorded"
+            return evaluator.error_decision("audit_unavailable", message, started, never_allow=True)
+        return decision
+
+    def close(self) -> None:
+        """Write what the audit log holds, sign its final checkpoint, release the stores and threads."""
+        self.audit.close()
+        self.approvals.store.close()
+        for pool in self._owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _open_audit(config: ServeConfig, on_health: HealthListener | None) -> AuditLog:
+    try:
+        return AuditLog.open(config.data_dir, config.audit, on_health=on_health)
+    except AuditUnavailable as exc:
+        raise StartError(f"audit: {exc}") from None

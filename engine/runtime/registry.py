@@ -1,0 +1,113 @@
+"""The ruleset registry: compiles a directory of rulesets and finds the evaluator for a name and version."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from detectors.specs import DetectorSettings
+from dsl.compiler import run
+from dsl.diagnostics import CompileError, Diagnostic, Span
+from dsl.ir import Graph
+from engine.runtime.evaluator import Evaluator
+
+SOURCE_SUFFIX = ".pal"
+
+
+class UnknownRuleset(LookupError):
+    """No loaded ruleset has this name (and version, when one is pinned)."""
+
+    def __init__(self, name: str, version: str, known: list[str]) -> None:
+        pinned = f" version {version!r}" if version else ""
+        listed = ", ".join(known) or "none"
+        super().__init__(f"no ruleset {name!r}{pinned} is loaded (loaded: {listed})")
+        self.name, self.version = name, version
+
+
+def source_files(*paths: str) -> Iterator[str]:
+    """Every .pal file under the given files and directories, in a stable order."""
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.endswith(SOURCE_SUFFIX):
+                        yield os.path.join(folder, name)
+        else:
+            yield path
+
+
+def compile_rulesets(*paths: str) -> dict[tuple[str, str], Graph]:
+    """Compile every ruleset under ``paths``, by (name, version), loading no detector or model (so
+    cheap enough to check files with); raise CompileError with all diagnostics if any fails."""
+    errors: list[Diagnostic] = []
+    sources: dict[str, str] = {}
+    graphs: dict[tuple[str, str], Graph] = {}
+    for path in source_files(*paths):
+        c = run(path)
+        sources.update(c.sources)
+        errors.extend(d for d in c.diagnostics if d.is_error)
+        graph = c.graph
+        if graph is None or not c.ok:
+            continue
+        key = (graph.name, graph.version)
+        if key in graphs:
+            message = f"ruleset {graph.name} version {graph.version} is defined twice"
+            errors.append(Diagnostic("P204", message, Span(path, 1, 1, 1, 2)))
+            continue
+        graphs[key] = graph
+    if errors:
+        raise CompileError(errors, sources)
+    return graphs
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """Immutable: reloading builds a new registry, so a bad ruleset never replaces a good one."""
+
+    by_key: dict[tuple[str, str], Evaluator]
+    active: dict[str, Evaluator]
+
+    @classmethod
+    def load(
+        cls,
+        *paths: str,
+        settings: DetectorSettings | None = None,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> Registry:
+        """Compile every ruleset under ``paths``; raise CompileError with all diagnostics if any fails."""
+        return cls.of(compile_rulesets(*paths), settings, pool)
+
+    @classmethod
+    def of(
+        cls,
+        graphs: dict[tuple[str, str], Graph],
+        settings: DetectorSettings | None = None,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> Registry:
+        """Evaluators for compiled ``graphs`` (their detectors and models loaded); each name's highest
+        version is the one served when a call pins none."""
+        by_key = {key: Evaluator(graph, settings, pool) for key, graph in graphs.items()}
+        active: dict[str, Evaluator] = {}
+        for (name, version), evaluator in by_key.items():
+            current = active.get(name)
+            if current is None or _version_key(version) > _version_key(current.graph.version):
+                active[name] = evaluator
+        return cls(by_key, active)
+
+    def get(self, name: str, version: str = "") -> Evaluator:
+        evaluator = self.by_key.get((name, version)) if version else self.active.get(name)
+        if evaluator is None:
+            known = [f"{n}@{v}" for n, v in sorted(self.by_key)]
+            raise UnknownRuleset(name, version, known)
+        return evaluator
+
+    def __iter__(self) -> Iterator[Evaluator]:
+        return iter(self.by_key.values())
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Order versions like "2.10.0" > "2.9.1": numeric parts numerically, the rest as text."""
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.replace("-", ".").split("."))

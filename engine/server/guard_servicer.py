@@ -1,0 +1,71 @@
+"""The Guard servicer: a CheckRequest in, Guard.check under the call's deadline, a CheckResponse out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import NoReturn
+
+import grpc
+
+from engine.config import ServeConfig
+from engine.guard import Guard
+from engine.protocol.request_codec import InvalidRequest, request_from_proto
+from engine.protocol.response_codec import response_from_decision
+from engine.protocol.wire import pb, pb_grpc
+from engine.runtime.registry import UnknownRuleset
+
+log = logging.getLogger("palisade.server")
+# gRPC reports "no deadline" as a deadline at the end of time; anything this far off is none.
+_NO_DEADLINE_S = 365 * 24 * 3600.0
+
+
+class GuardServicer(pb_grpc.GuardServicer):
+    """Thin: the decision, its approvals and its audit record are Guard's; this adapts gRPC to it."""
+
+    def __init__(self, guard: Guard, config: ServeConfig) -> None:
+        self.guard = guard
+        self.limits = config.limits
+        self.margin_s = config.deadline_margin_ms / 1000
+
+    def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:  # noqa: N802
+        started = time.perf_counter()
+        try:
+            return self._check(request, context, started)
+        except InvalidRequest as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except UnknownRuleset as exc:
+            _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
+        except Exception:  # a bug here must cost one call, not the server, and must not leak details
+            log.exception("check failed")
+            _abort(context, grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
+
+    def _check(
+        self, request: pb.CheckRequest, context: grpc.ServicerContext, started: float
+    ) -> pb.CheckResponse:
+        domain = request_from_proto(request, self.limits)
+        checked = self.guard.check(
+            request.ruleset, domain, version=request.version, timeout_s=self._timeout_s(context)
+        )
+        return response_from_decision(
+            checked.decision,
+            default=checked.default,
+            decision_id=checked.decision_id,
+            request_id=request.request_id,
+            now_s=time.time(),
+            server_us=(time.perf_counter() - started) * 1e6,
+            approval=checked.approval,
+        )
+
+    def _timeout_s(self, context: grpc.ServicerContext) -> float | None:
+        """The evaluation's share of the call's deadline: what remains, less time to send the reply;
+        None (Guard's default) when the call has no deadline."""
+        remaining = context.time_remaining()
+        if remaining is None or remaining > _NO_DEADLINE_S:
+            return None
+        return max(remaining - self.margin_s, 0.0)
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
+    log.debug("check refused: %s: %s", code.name, details)
+    context.abort(code, details)
