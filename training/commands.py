@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-from everyday import SITE_PACKAGES, Unit
+from training.everyday import SITE_PACKAGES, Unit
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", "COLUMNS": "100",
        "HOME": "/tmp", "TERM": "dumb", "NO_COLOR": "1"}  # fmt: skip

@@ -9,11 +9,13 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from commands import COMMAND_SOURCES
-from everyday import SOURCES, chunks, split_of
-from generators import Example
-from messages import developer_prompts, messages
-from planted import (
+from tokenizers import Tokenizer
+
+from training.commands import COMMAND_SOURCES
+from training.everyday import SOURCES, chunks, split_of
+from training.generators import Example
+from training.messages import developer_prompts, messages
+from training.planted import (
     Payloads,
     at_position,
     in_code,
@@ -23,7 +25,6 @@ from planted import (
     in_link,
     in_readme,
 )
-from tokenizers import Tokenizer
 
 KIND = {s.name: s.kind for s in SOURCES} | {name: "command" for name, _ in COMMAND_SOURCES}
 Corpus = dict[str, list[tuple[str, str]]]  # source name -> (unit, text)

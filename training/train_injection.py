@@ -1,4 +1,4 @@
-"""Train, export and evaluate the prompt-injection classifier: `python training/train_injection.py`."""
+"""Train, export and evaluate the prompt-injection classifier: `python -m training.train_injection`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import random
 import re
 import shutil
-import sys
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -25,13 +24,9 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from generators import Example, generated, tool_outputs, windows_with  # noqa: E402
-from onnx_graph import rewrite  # noqa: E402
-from traffic import (  # noqa: E402
+from training.generators import Example, generated, tool_outputs, windows_with
+from training.onnx_graph import rewrite
+from training.traffic import (
     RULESET_TRAFFIC,
     collect,
     everyday_sets,
@@ -42,6 +37,7 @@ from traffic import (  # noqa: E402
     training_windows,
 )
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 20240607
 LABELS = ("BENIGN", "PROMPT_INJECTION")
 MAX_LENGTH = 128

@@ -7,7 +7,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnx_graph import drop_nan_guards
+
+from training.onnx_graph import drop_nan_guards
 
 
 def _attention_like(guard_feeds_output: bool = False) -> onnx.ModelProto:
