@@ -22,7 +22,7 @@ from engine.audit.verify import verify_log
 from engine.config import Limits, ServeConfig
 from engine.server.app import GuardServer
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "server"
 ROOT = HERE.parents[1]
 RULESETS = HERE / "rulesets"
 BAD_RULESETS = HERE / "bad_rulesets"
