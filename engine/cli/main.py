@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from dsl import render
 from dsl.compiler import run
@@ -17,10 +19,21 @@ from engine.cli import policytest, score
 from engine.cli.bench import command as bench
 from engine.client.tls import add_tls_arguments
 from engine.runtime.evaluator import Evaluator
-from engine.runtime.registry import source_files
+from engine.runtime.registry import SOURCE_SUFFIX, Registry, UnknownRuleset, compile_rulesets, source_files
 from engine.runtime.request import Request, RequestError, request_from_dict
 
+if TYPE_CHECKING:
+    from engine.client.guard_client import CheckResult
+
 Command = Callable[[argparse.Namespace], int]
+
+
+class CommandError(Exception):
+    """Stops a command: the message goes to stderr and ``status`` is the exit status (2: bad usage)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -59,37 +72,89 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed or not results else 0
 
 
-def _compile(path: str) -> Evaluator | None:
+def _evaluator(args: argparse.Namespace) -> Evaluator:
+    """RULESET: a .pal file, or a ruleset's name looked up in --rulesets (--version pins one)."""
+    if args.ruleset.endswith(SOURCE_SUFFIX) or os.path.isfile(args.ruleset):
+        if args.version:
+            raise CommandError(f"--version pins a ruleset given by name; {args.ruleset} is a file", 2)
+        return _compile_file(args.ruleset)
+    return _load_named(args.ruleset, args.version or "", args.rulesets)
+
+
+def _compile_file(path: str) -> Evaluator:
     c = run(path)
     if not c.ok or c.graph is None:
-        print(render_all(c.diagnostics, c.sources) or f"{path}: not a ruleset", file=sys.stderr)
-        return None
+        raise CommandError(render_all(c.diagnostics, c.sources) or f"{path}: not a ruleset")
     return Evaluator(c.graph)
 
 
+def _load_named(name: str, version: str, rulesets: str) -> Evaluator:
+    """The ruleset ``name`` (at ``version``; "": its highest) among those `palisade serve --rulesets`
+    would load; only its own detectors are loaded."""
+    if not os.path.exists(rulesets):
+        raise CommandError(f"no file {name!r}, and no {rulesets!r} to find a ruleset of that name in", 2)
+    try:
+        graphs = compile_rulesets(rulesets)
+    except CompileError as exc:
+        raise CommandError(f"{exc}\n{rulesets}: {len(exc.diagnostics)} error(s) in the rulesets") from exc
+    named = {key: graph for key, graph in graphs.items() if key[0] == name}
+    try:
+        if not named:
+            raise UnknownRuleset(name, version, sorted({n for n, _ in graphs}))
+        return Registry.of(named).get(name, version)
+    except UnknownRuleset as exc:
+        raise CommandError(f"{rulesets}: {exc}", 2) from exc
+
+
+def _read_request(value: str) -> str:
+    """A request argument's JSON: ``-`` reads stdin, ``@FILE`` reads FILE, anything else is the JSON."""
+    if value == "-":
+        return sys.stdin.read()
+    if not value.startswith("@"):
+        return value
+    try:
+        with open(value[1:], encoding="utf-8") as file:
+            return file.read()
+    except OSError as exc:
+        raise RequestError(f"cannot read {value[1:]}: {exc.strerror}") from exc
+
+
+def _print_result(result: CheckResult) -> None:
+    """A decision as `ask` and `eval` print it: CheckResult's fields as JSON."""
+    print(json.dumps(result.to_dict(), indent=2))
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
-    """Print the decision graph of a ruleset as text or Graphviz DOT."""
-    evaluator = _compile(args.ruleset)
-    if evaluator is None:
-        return 1
-    graph = evaluator.graph
+    """Print the decision graph of a ruleset (file or name) as text or Graphviz DOT."""
+    graph = _evaluator(args).graph
     print(render.to_dot(graph) if args.format == "dot" else render.to_text(graph))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate one request (JSON) against a ruleset file, locally, and print the decision."""
-    evaluator = _compile(args.ruleset)
-    if evaluator is None:
-        return 1
-    raw = sys.stdin.read() if args.request == "-" else args.request
+    """Decide one request against a ruleset (file or name) in this process, without a server, and print
+    it as `ask` does; nothing is audited and no approval is opened (decision_id and approval_id stay
+    empty)."""
+    evaluator = _evaluator(args)
     try:
-        request = request_from_dict(json.loads(raw))
+        request = request_from_dict(json.loads(_read_request(args.request)))
     except (json.JSONDecodeError, RequestError) as exc:
         print(f"invalid request: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(evaluator.evaluate(request).summary(), indent=2))
+    _print_result(_local_result(evaluator, request))
     return 0
+
+
+def _local_result(evaluator: Evaluator, request: Request) -> CheckResult:
+    """The decision as a server would answer it, less what only a server does (audit, approvals)."""
+    from engine.client.guard_client import result_from_proto  # noqa: PLC0415  (keeps grpc out of others)
+    from engine.protocol.response_codec import response_from_decision  # noqa: PLC0415
+
+    decision, default = evaluator.evaluate(request), evaluator.graph.default
+    response = response_from_decision(
+        decision, default=default, decision_id="", request_id="", now_s=time.time(), server_us=0.0
+    )
+    return result_from_proto(response)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -125,7 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _ask_request(args: argparse.Namespace) -> tuple[str, str, Request]:
     """The ruleset, version and request of `palisade ask`: --request JSON, then the flags over it."""
-    data = json.loads(sys.stdin.read() if args.request == "-" else args.request or "{}")
+    data = json.loads(_read_request(args.request or "{}"))
     if not isinstance(data, dict):
         raise RequestError("the request must be a JSON object")
     ruleset, version = str(data.pop("ruleset", "")), str(data.pop("version", ""))
@@ -151,8 +216,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
         except GuardError as exc:
             print(f"check failed: {exc}", file=sys.stderr)
             return 1
-    print(json.dumps(result.to_dict(), indent=2))
+    _print_result(result)
     return 0
+
+
+def _add_ruleset_arguments(parser: argparse.ArgumentParser) -> None:
+    """RULESET, --rulesets and --version, for the commands that take a ruleset file or name."""
+    parser.add_argument("ruleset", metavar="RULESET", help="a .pal file, or a ruleset's name in --rulesets")
+    parser.add_argument(
+        "--rulesets", default="rulesets", help="where to look a name up, as for serve (default: ./rulesets)"
+    )
+    parser.add_argument("--version", help="pin a version of the named ruleset (default: its highest)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,14 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     test.set_defaults(func=cmd_test)
 
     graph = sub.add_parser("graph", help=cmd_graph.__doc__)
-    graph.add_argument("ruleset")
+    _add_ruleset_arguments(graph)
     graph.add_argument("--format", choices=["text", "dot"], default="text")
     graph.set_defaults(func=cmd_graph)
 
-    evaluate = sub.add_parser("eval", help=cmd_eval.__doc__)
-    evaluate.add_argument("ruleset")
+    evaluate = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
+    _add_ruleset_arguments(evaluate)
     evaluate.add_argument(
-        "request", help='request JSON, e.g. {"stage": "input", "text": "hi"}; - reads stdin'
+        "request",
+        metavar="REQUEST",
+        help='request JSON, e.g. {"stage": "input", "text": "hi"}; @FILE reads FILE, - stdin',
     )
     evaluate.set_defaults(func=cmd_eval)
 
@@ -196,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--stage", help="input | output | tool_call | tool_result | retrieval (default: input)")
     ask.add_argument("--text", help="the text to check")
     ask.add_argument(
-        "--request", help='request JSON, e.g. {"stage": "tool_call", "tool": {"name": "x"}}; - reads stdin'
+        "--request",
+        help='request JSON, e.g. {"stage": "tool_call", "tool": {"name": "x"}}; @FILE reads FILE, - stdin',
     )
     ask.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the decision")
     add_tls_arguments(ask)
@@ -211,7 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Command = args.func
-    return func(args)
+    try:
+        return func(args)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return exc.status
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -9,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from engine.cli.main import main
+from engine.client.guard_client import CheckResult
+
+RULESETS = str(Path(__file__).resolve().parents[2] / "rulesets")
 
 GOOD = """\
 ruleset bot version "1.0.0" {
   detector keys = secrets()
   rule leaked on output { when keys(content).found then fallback redact keys }
   rule banned on input { when "forbidden" in content then block "forbidden word" }
+  rule greeting on input { when "hello" in content then fallback reply "Hi! What can I do?" "a greeting" }
 }
 """
 BAD = """\
@@ -198,7 +203,8 @@ def test_eval_from_stdin(
     assert main(["eval", path, "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["outcome"] == "block"
-    assert data["matches"] == [{"rule": "banned", "arm": 0, "outcome": "block", "reason": "forbidden word"}]
+    assert data["reasons"] == ["forbidden word"]
+    assert [(m["rule"], m["arm"], m["deciding"]) for m in data["matches"]] == [("banned", 0, True)]
 
 
 @pytest.mark.parametrize(
@@ -211,6 +217,107 @@ def test_eval_invalid_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_eval_broken_ruleset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", write(tmp_path, "bad.pal", BAD), '{"stage": "input"}']) == 1
+
+
+def test_eval_prints_what_ask_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", write(tmp_path, "bot.pal", GOOD), '{"stage": "input", "text": "hi"}']) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data) == [f.name for f in dataclasses.fields(CheckResult)]
+    assert data["outcome"] == "allow" and data["decision_id"] == ""  # in process: nothing is audited
+
+
+def test_eval_prints_the_fallback_reply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", write(tmp_path, "bot.pal", GOOD), '{"stage": "input", "text": "hello"}']) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outcome"] == "fallback" and data["reasons"] == ["a greeting"]
+    assert data["fallback"] == {"kind": "reply", "reply": "Hi! What can I do?", "model": ""}
+
+
+def test_eval_by_name_prints_the_redacted_text(capsys: pytest.CaptureFixture[str]) -> None:
+    request = json.dumps({"stage": "output", "text": "The SSN is 123-45-6789."})
+    assert main(["eval", "--rulesets", RULESETS, "rag_assistant", request]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outcome"] == "fallback" and data["fallback"]["kind"] == "redact"
+    assert data["reasons"] == ["SSN or card number removed from the answer"]
+    assert data["redacted"] == "The SSN is <US_SSN>."
+    assert [f["type"] for f in data["findings"]] == ["US_SSN"]
+
+
+def test_eval_prints_the_escalation(capsys: pytest.CaptureFixture[str]) -> None:
+    text = "Compare our renewal price with what other tenants pay for the same plan."
+    request = json.dumps({"stage": "input", "text": text})
+    assert main(["eval", "--rulesets", RULESETS, "rag_assistant", request]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outcome"] == "escalate"
+    assert data["reasons"] == ["question asks about other tenants' data"]
+    assert data["escalation"]["queue"] == "secops" and data["escalation"]["approval_id"] == ""
+    assert data["escalation"]["deadline"]  # `within 15m`, from now
+
+
+def test_eval_reads_the_request_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    request = write(tmp_path, "request.json", '{"stage": "input", "text": "a forbidden word"}')
+    assert main(["eval", write(tmp_path, "bot.pal", GOOD), f"@{request}"]) == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "block"
+
+
+def test_eval_a_missing_request_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", write(tmp_path, "bot.pal", GOOD), f"@{tmp_path / 'absent.json'}"]) == 2
+    assert f"invalid request: cannot read {tmp_path / 'absent.json'}" in capsys.readouterr().err
+
+
+def test_ask_reads_its_request_file_before_calling_a_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    absent = tmp_path / "absent.json"
+    assert main(["ask", "--server", "127.0.0.1:1", "--ruleset", "bot", "--request", f"@{absent}"]) == 2
+    assert f"invalid request: cannot read {absent}" in capsys.readouterr().err
+
+
+# a ruleset by name
+
+
+def test_graph_by_name_in_the_default_rulesets_directory(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(Path(RULESETS).parent)
+    assert main(["graph", "coding_agent"]) == 0
+    assert capsys.readouterr().out.startswith("ruleset coding_agent 1.0.0  sha256:")
+
+
+def test_graph_by_name_and_pinned_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "--rulesets", RULESETS, "--version", "1.0.0", "rag_assistant"]) == 0
+    assert capsys.readouterr().out.startswith("ruleset rag_assistant 1.0.0  sha256:")
+    assert main(["graph", "--rulesets", RULESETS, "--version", "9", "rag_assistant"]) == 2
+    err = capsys.readouterr().err
+    assert "no ruleset 'rag_assistant' version '9'" in err and "rag_assistant@1.0.0" in err
+
+
+def test_an_unknown_name_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--rulesets", RULESETS, "support", '{"stage": "input"}']) == 2
+    err = capsys.readouterr().err
+    assert f"{RULESETS}: no ruleset 'support'" in err
+    assert "(loaded: coding_agent, rag_assistant, support_bot)" in err
+
+
+def test_a_name_without_a_rulesets_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "--rulesets", str(tmp_path / "none"), "bot"]) == 2
+    assert f"no file 'bot', and no '{tmp_path / 'none'}'" in capsys.readouterr().err
+
+
+def test_a_name_in_a_directory_with_a_broken_ruleset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, "good.pal", GOOD)
+    write(tmp_path, "bad.pal", BAD)
+    assert main(["graph", "--rulesets", str(tmp_path), "bot"]) == 1
+    err = capsys.readouterr().err
+    assert "error[P200]" in err and f"{tmp_path}: 3 error(s) in the rulesets" in err
+
+
+def test_version_applies_to_a_name_not_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "bot.pal", GOOD)
+    assert main(["eval", "--version", "1.0.0", path, '{"stage": "input"}']) == 2
+    assert f"--version pins a ruleset given by name; {path} is a file" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
