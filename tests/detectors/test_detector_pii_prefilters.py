@@ -17,7 +17,12 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from presidio_analyzer.predefined_recognizers import UrlRecognizer
 
 from benchmarks.pii_bench import load_corpus
-from detectors import pii
+from detectors.pii import recognizers
+from detectors.pii.analyzed import AnalyzedRunner
+from detectors.pii.candidates import digits_of, filterable
+from detectors.pii.detector import runner_for
+from detectors.pii.nationals import national_numbers
+from detectors.pii.patterns import ANCHORS, CompiledPattern, PatternRunner, digest
 from detectors.specs import PII_PATTERN_ENTITIES
 
 TRICKY = [
@@ -58,12 +63,12 @@ def random_texts(seed: int, count: int, tokens: list[str], most: int = 25) -> li
     return ["".join(rng.choice(tokens) for _ in range(rng.randint(0, most))) for _ in range(count)]
 
 
-def _patterns() -> list[tuple[Any, pii._Pattern, regex.Pattern[str]]]:
+def _patterns() -> list[tuple[Any, CompiledPattern, regex.Pattern[str]]]:
     """Every pattern of every pattern recognizer: presidio's pattern, the runner's, presidio's compiled."""
     found = []
-    for index, recognizer in enumerate(pii.recognizers(PII_PATTERN_ENTITIES)):
-        runner = pii._runner(recognizer, index)
-        if isinstance(runner, pii._Patterns):
+    for index, recognizer in enumerate(recognizers(PII_PATTERN_ENTITIES)):
+        runner = runner_for(recognizer, index)
+        if isinstance(runner, PatternRunner):
             for source, pattern in zip(recognizer.patterns, runner.patterns, strict=True):
                 plain = regex.compile(source.regex, flags=recognizer.global_regex_flags)
                 found.append((source, pattern, plain))
@@ -72,11 +77,11 @@ def _patterns() -> list[tuple[Any, pii._Pattern, regex.Pattern[str]]]:
 
 def test_every_anchor_applies_to_the_installed_presidio() -> None:
     """A presidio upgrade that changes one of these patterns makes this fail: read the new pattern,
-    check its anchor still holds, and update its digest in _ANCHORS."""
-    anchored = {pii.digest(source.regex) for source, pattern, _ in _patterns() if pattern.anchor is not None}
-    assert anchored == set(pii._ANCHORS)
-    iban = pii._runner(pii.recognizers(["IBAN_CODE"])[0], 0)
-    assert isinstance(iban, pii._Analyzed)
+    check its anchor still holds, and update its digest in ANCHORS."""
+    anchored = {digest(source.regex) for source, pattern, _ in _patterns() if pattern.anchor is not None}
+    assert anchored == set(ANCHORS)
+    iban = runner_for(recognizers(["IBAN_CODE"])[0], 0)
+    assert isinstance(iban, AnalyzedRunner)
     assert iban.needs is not None
 
 
@@ -90,7 +95,7 @@ def test_all_tlds_of_the_url_pattern_start_with_an_ascii_letter() -> None:
 def test_anchored_patterns_find_what_presidios_patterns_find(seed: int) -> None:
     texts = TRICKY + random_texts(seed, 700, TOKENS)
     anchored = [(s, p, plain) for s, p, plain in _patterns() if p.anchor is not None]
-    assert len(anchored) == len(pii._ANCHORS)
+    assert len(anchored) == len(ANCHORS)
     for source, pattern, plain in anchored:
         for text in texts:
             expected = [m.span() for m in plain.finditer(text)]
@@ -121,8 +126,8 @@ IBAN_TOKENS = [
 
 
 def test_the_iban_pre_check_skips_only_texts_without_an_iban() -> None:
-    recognizer = pii.recognizers(["IBAN_CODE"])[0]
-    runner = pii._Analyzed(recognizer, 0)
+    recognizer = recognizers(["IBAN_CODE"])[0]
+    runner = AnalyzedRunner(recognizer, 0)
     assert runner.needs is not None
     texts = TRICKY + random_texts(7, 1500, IBAN_TOKENS, most=12) + _corpus_texts()
     for text in texts:
@@ -165,15 +170,15 @@ def _example_numbers() -> list[str]:
 
 
 def test_the_national_number_filter_never_drops_a_number_phonenumbers_finds() -> None:
-    recognizer = pii.recognizers(["PHONE_NUMBER"])[0]
-    candidates = [c for c in _phone_candidates(11, 1500) + _example_numbers() if c and pii.filterable(c)]
+    recognizer = recognizers(["PHONE_NUMBER"])[0]
+    candidates = [c for c in _phone_candidates(11, 1500) + _example_numbers() if c and filterable(c)]
     valid = dropped = 0
     for candidate in candidates:
         for region in recognizer.supported_regions:
             matcher = phonenumbers.PhoneNumberMatcher(candidate, region, leniency=recognizer.leniency)
             found = matcher._parse_and_verify(candidate, 0)
             valid += found is not None
-            if not pii._national(region).possible(pii.digits_of(candidate)):
+            if not national_numbers(region).possible(digits_of(candidate)):
                 dropped += 1
                 assert found is None, (region, candidate)
     assert valid > 500
