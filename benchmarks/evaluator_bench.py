@@ -33,7 +33,7 @@ from typing import Any
 
 import regex
 
-import engine.runtime.plan
+import engine.runtime.linker
 from dsl.compiler import compile_file
 from engine.cli.bench import procstat
 from engine.runtime.decision import Decision
@@ -184,7 +184,7 @@ class _RecordingDetector:
 
 
 class _RegexShim:
-    """Stands in for the ``regex`` module inside engine.runtime.plan while an instrumented evaluator links."""
+    """Stands in for ``regex`` in engine.runtime.linker while an instrumented evaluator links."""
 
     def __init__(self, calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]) -> None:
         self._calls = calls
@@ -203,16 +203,16 @@ def regex_floor(evaluator: Evaluator, request: Request, settings: Settings) -> f
     evaluator's internals changed so that the calls cannot be recorded.
     """
     calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
-    saved = getattr(engine.runtime.plan, "regex", None)
+    saved = getattr(engine.runtime.linker, "regex", None)
     if saved is not regex:
         return None
     try:
-        setattr(engine.runtime.plan, "regex", _RegexShim(calls))  # noqa: B010
+        setattr(engine.runtime.linker, "regex", _RegexShim(calls))  # noqa: B010
         shadow = Evaluator(evaluator.graph, evaluator.settings)
     except Exception:
         return None
     finally:
-        setattr(engine.runtime.plan, "regex", saved)  # noqa: B010
+        setattr(engine.runtime.linker, "regex", saved)  # noqa: B010
     try:
         shadow.detector_runs = {
             node_id: replace(run, detector=_RecordingDetector(run.detector, calls))

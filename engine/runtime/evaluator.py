@@ -18,8 +18,9 @@ from dsl.graph import DEFAULT_ON_ERROR
 from dsl.types import STRING, Outcome, Stage
 from engine.runtime.decision import Decision, DetectorReport, EvalError, RuleMatch
 from engine.runtime.detector_cache import CachedScan, DetectorCache, ScanStats, detector_key, shared_cache
+from engine.runtime.emitter import RuleFn, SegmentFn, link_rules, segments
 from engine.runtime.excerpts import Excerpter
-from engine.runtime.plan import Env, EvalFailure, Fn, RuleFn, SegmentFn, link, link_rules, segments, to_text
+from engine.runtime.linker import Env, EvalFailure, Fn, link, to_text
 from engine.runtime.redaction import Pseudonymizer, redact
 from engine.runtime.request import Message, Request
 
@@ -72,7 +73,7 @@ _new_report = _fast_new(DetectorReport)
 class _Rule:
     node: ir.RuleNode
     arms: tuple[ir.ArmNode, ...]
-    fn: RuleFn  # the index of the first arm that matches, or -1 (engine.runtime.plan.link_rules)
+    fn: RuleFn  # the index of the first arm that matches, or -1 (engine.runtime.emitter.link_rules)
     detectors: frozenset[str]
     heavy: frozenset[str]
     max_outcome: Outcome  # node.max_outcome, computed once
@@ -80,7 +81,7 @@ class _Rule:
 
 @dataclass(frozen=True, slots=True)
 class _Segment:
-    """Consecutive rules that use no detector, run by one generated function (plan.segments)."""
+    """Consecutive rules that use no detector, run by one generated function (emitter.segments)."""
 
     rules: tuple[_Rule, ...]
     fn: SegmentFn
