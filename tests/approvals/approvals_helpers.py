@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,31 @@ def approval_events(audit_dir: Path, approval_id: str = "") -> list[str]:
         for r in audit_records(audit_dir)
         if r.get("kind") == "approval" and (not approval_id or r["approval"]["id"] == approval_id)
     ]
+
+
+def pending(
+    request: Request,
+    digest: Callable[[bytes], str],
+    *,
+    queue: str = "sre-oncall",
+    rule: str = "shell",
+    deadline_in_us: int = 30 * MINUTE_US,
+) -> Approval:
+    """A pending approval of ``rule`` (ruleset "r") for ``request``, bound with ``digest``; not stored."""
+    created = now_us()
+    return Approval(
+        id=new_id(),
+        queue=queue,
+        state=State.PENDING,
+        ruleset="r",
+        version="1",
+        rule=rule,
+        reason="needs a human",
+        binding=binding_digest(request, "r", digest),
+        stage="tool_call",
+        principal_id="agent-7",
+        tenant="acme",
+        tool="shell.exec",
+        created_us=created,
+        deadline_us=created + deadline_in_us,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approvals_helpers import MINUTE_US, SHELL, approval_events, audit_records, call, due_approval
+from approvals_helpers import MINUTE_US, SHELL, approval_events, audit_records, call, due_approval, pending
 from audit_helpers import verify
 
 from dsl.types import Stage
@@ -21,7 +21,6 @@ from engine.approvals import (
     ApprovalStore,
     Query,
     State,
-    binding_digest,
 )
 from engine.approvals.model import now_us
 from engine.audit import AuditLog
@@ -38,23 +37,7 @@ def _candidate(
     deadline_in_us: int = 30 * MINUTE_US,
 ) -> Approval:
     request = Request(stage=Stage.TOOL_CALL, tool=SHELL, text=text)
-    created = now_us()
-    return Approval(
-        id=new_id(),
-        queue=queue,
-        state=State.PENDING,
-        ruleset="r",
-        version="1",
-        rule=rule,
-        reason="needs a human",
-        binding=binding_digest(request, "r", approvals.audit.digest),
-        stage="tool_call",
-        principal_id="agent-7",
-        tenant="acme",
-        tool="shell.exec",
-        created_us=created,
-        deadline_us=created + deadline_in_us,
-    )
+    return pending(request, approvals.audit.digest, queue=queue, rule=rule, deadline_in_us=deadline_in_us)
 
 
 def _approval_records(audit_dir: Path) -> list[dict[str, Any]]:

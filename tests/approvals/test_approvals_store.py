@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from approvals_helpers import pending
 
 from dsl.types import Stage
 from engine.approvals import (
@@ -20,12 +21,10 @@ from engine.approvals import (
     State,
     binding_digest,
 )
-from engine.approvals.model import now_us
 from engine.audit import AuditLog, AuditPaths
 from engine.audit.keys import HMAC_KEY_BYTES, Digester, load_verifier
 from engine.audit.store import Store, file_lock
 from engine.audit.verify import verify_log
-from engine.runtime.ids import new_id
 from engine.runtime.request import Principal, Request, ToolCall
 
 REQUEST = Request(
@@ -38,23 +37,7 @@ KEYED = Digester(b"k" * HMAC_KEY_BYTES).digest
 
 
 def _candidate(deadline_in_us: int = 30 * MINUTE_US, request: Request = REQUEST) -> Approval:
-    created = now_us()
-    return Approval(
-        id=new_id(),
-        queue="sre-oncall",
-        state=State.PENDING,
-        ruleset="r",
-        version="1",
-        rule="shell",
-        reason="needs a human",
-        binding=binding_digest(request, "r", KEYED),
-        stage="tool_call",
-        principal_id="agent-7",
-        tenant="acme",
-        tool="shell.exec",
-        created_us=created,
-        deadline_us=created + deadline_in_us,
-    )
+    return pending(request, KEYED, deadline_in_us=deadline_in_us)
 
 
 @pytest.fixture()
