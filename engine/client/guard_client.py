@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -16,9 +17,11 @@ from dsl.types import Outcome, Stage
 from engine.approvals import Approval, State
 from engine.client.tls import ClientTls, tls_from_arguments
 from engine.protocol.approvals_codec import STATES, approval_from_proto
-from engine.protocol.request_codec import request_to_proto
+from engine.protocol.request_codec import InvalidRequest, check_text, request_to_proto
 from engine.protocol.wire import apb, apb_grpc, pb, pb_grpc
-from engine.runtime.request import Message, Principal, Request, ToolCall, request_from_dict
+from engine.runtime.request import Message, Principal, Request, RequestError, ToolCall, request_from_dict
+
+M = TypeVar("M")
 
 _OUTCOMES: dict[int, Outcome] = {
     pb.OUTCOME_ALLOW: Outcome.ALLOW,
@@ -31,6 +34,7 @@ _FALLBACK_KINDS: dict[int, str] = {
     pb.FALLBACK_KIND_MODEL: "model",
     pb.FALLBACK_KIND_REDACT: "redact",
 }
+_INT32 = range(-(2**31), 2**31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +146,18 @@ def _plain(value: Any) -> Any:
 
 
 class GuardError(Exception):
-    """The service refused the Check: ``code`` is the gRPC status, ``details`` says what is wrong."""
+    """A call that failed: ``code`` is the gRPC status, ``details`` says what is wrong."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{code.name}: {details}")
         self.code, self.details = code, details
+
+
+class InvalidArgument(GuardError):
+    """The client refused to send the call: ``details`` names the field and what is wrong with it."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, details)
 
 
 class GuardClient:
@@ -182,21 +193,25 @@ class GuardClient:
         approval_id: str = "",
         timeout: float | None = None,
     ) -> CheckResult:
-        """Ask ``ruleset`` about one request. Raises RequestError for malformed fields, GuardError
-        when the service refuses the call (unknown ruleset, a limit, overload, deadline)."""
+        """Ask ``ruleset`` about one request. Raises InvalidArgument (a GuardError) for a field the
+        client cannot send, GuardError when the service refuses the call (unknown ruleset, a limit,
+        overload, deadline)."""
         data: dict[str, Any] = {"stage": stage, "text": text, "messages": list(messages)}
         data |= {"metadata": dict(metadata or {}), "request_id": request_id, "approval_id": approval_id}
         if tool is not None:
             data["tool"] = tool
         if principal is not None:
             data["principal"] = principal
-        return self.check_request(ruleset, request_from_dict(data), version=version, timeout=timeout)
+        with _refusing():
+            request = request_from_dict(data)
+        return self.check_request(ruleset, request, version=version, timeout=timeout)
 
     def check_request(
         self, ruleset: str, request: Request, *, version: str = "", timeout: float | None = None
     ) -> CheckResult:
         """Ask ``ruleset`` (pinned to ``version`` if given) about a prepared request."""
-        message = request_to_proto(ruleset, request, version)
+        with _refusing():
+            message = request_to_proto(ruleset, request, version)
         try:
             response = self._stub.Check(message, timeout=timeout if timeout is not None else self.timeout)
         except grpc.RpcError as exc:
@@ -207,15 +222,17 @@ class GuardClient:
 
     def get_approval(self, approval_id: str) -> Approval:
         """One approval as it stands now. Raises GuardError (NOT_FOUND for an unknown id)."""
-        message = apb.GetApprovalRequest(approval_id=approval_id)
+        message = _message(apb.GetApprovalRequest, approval_id=approval_id)
         return approval_from_proto(self._rpc(self._approvals.Get, message))
 
     def list_approvals(
         self, *, queue: str = "", state: str = "", min_age_s: float = 0.0, limit: int = 0
     ) -> list[Approval]:
         """Approvals, newest first, by queue, state ("pending", ...) and minimum age in seconds."""
-        wanted = STATES[State(state)] if state else apb.APPROVAL_STATE_UNSPECIFIED
-        message = apb.ListApprovalsRequest(queue=queue, state=wanted, min_age_s=min_age_s, limit=limit)
+        wanted = _state(state)
+        message = _message(
+            apb.ListApprovalsRequest, queue=queue, state=wanted, min_age_s=min_age_s, limit=limit
+        )
         return [approval_from_proto(a) for a in self._rpc(self._approvals.List, message).approvals]
 
     def resolve_approval(
@@ -225,14 +242,17 @@ class GuardClient:
         an approvers file requires one). Raises GuardError: FAILED_PRECONDITION when it was already
         resolved, UNAUTHENTICATED for a missing or unknown token."""
         resolution = apb.RESOLUTION_APPROVE if approve else apb.RESOLUTION_DENY
-        message = apb.ResolveApprovalRequest(
-            approval_id=approval_id, resolution=resolution, approver=approver, comment=comment
+        message = _message(
+            apb.ResolveApprovalRequest,
+            approval_id=approval_id,
+            resolution=resolution,
+            approver=approver,
+            comment=comment,
         )
-        metadata = (("authorization", f"Bearer {token}"),) if token else None
-        return approval_from_proto(self._rpc(self._approvals.Resolve, message, metadata))
+        return approval_from_proto(self._rpc(self._approvals.Resolve, message, _authorization(token)))
 
     def cancel_approval(self, approval_id: str, *, actor: str, comment: str = "") -> Approval:
-        message = apb.CancelApprovalRequest(approval_id=approval_id, actor=actor, comment=comment)
+        message = _message(apb.CancelApprovalRequest, approval_id=approval_id, actor=actor, comment=comment)
         return approval_from_proto(self._rpc(self._approvals.Cancel, message))
 
     def watch_approvals(
@@ -240,7 +260,7 @@ class GuardClient:
     ) -> Iterator[tuple[str, Approval]]:
         """(event, approval): first the current state, then each change, until ``timeout`` seconds
         pass (then it just ends) or, for one approval, until it is resolved."""
-        message = apb.WatchApprovalsRequest(approval_id=approval_id, queue=queue)
+        message = _message(apb.WatchApprovalsRequest, approval_id=approval_id, queue=queue)
         stream = self._approvals.Watch(message, timeout=timeout)
         try:
             for event in stream:
@@ -294,6 +314,45 @@ def client_from_arguments(args: argparse.Namespace) -> GuardClient | None:
     except (OSError, ValueError) as exc:
         print(f"tls: {exc}", file=sys.stderr)
         return None
+
+
+@contextmanager
+def _refusing() -> Iterator[None]:
+    """A field that is malformed, or that protobuf cannot carry, becomes InvalidArgument."""
+    try:
+        yield
+    except (RequestError, InvalidRequest) as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def _message(kind: Callable[..., M], **fields: str | float) -> M:
+    """``kind(**fields)``, once each string is one protobuf can encode and each int fits an int32."""
+    with _refusing():
+        for name, value in fields.items():
+            if isinstance(value, str):
+                check_text(name, value)
+            elif isinstance(value, int) and value not in _INT32:
+                raise InvalidRequest(f"{name}: {value} is out of range for an int32")
+    return kind(**fields)
+
+
+def _state(name: str) -> apb.ApprovalState.ValueType:
+    if not name:
+        return apb.APPROVAL_STATE_UNSPECIFIED
+    try:
+        return STATES[State(name)]
+    except ValueError:
+        states = ", ".join(State)
+        raise InvalidArgument(f"state: {name!r} is not one of {states}") from None
+
+
+def _authorization(token: str) -> tuple[tuple[str, str], ...] | None:
+    """The call metadata that presents ``token`` (None without one); gRPC takes printable ASCII only."""
+    if not token:
+        return None
+    if not (token.isascii() and token.isprintable()):
+        raise InvalidArgument("token: must be printable ASCII (it travels in the authorization header)")
+    return (("authorization", f"Bearer {token}"),)
 
 
 def _guard_error(exc: grpc.RpcError) -> GuardError:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -22,6 +23,9 @@ STAGES: dict[pb.Stage.ValueType, Stage] = {
 STAGE_VALUES: dict[Stage, pb.Stage.ValueType] = {stage: value for value, stage in STAGES.items()}
 _CONTENT_STAGES = frozenset({Stage.INPUT, Stage.OUTPUT, Stage.TOOL_RESULT, Stage.RETRIEVAL})
 _MAX_EXACT_INT = 2**53
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# protobuf's parsers refuse messages nested deeper than this (a CheckRequest is level 0, its tool 1)
+_PROTOBUF_DEPTH = 100
 
 
 class InvalidRequest(ValueError):
@@ -123,7 +127,12 @@ def _value(msg: struct_pb2.Value, depth: int, limit: int) -> Any:
 
 
 def request_to_proto(ruleset: str, request: Request, version: str = "") -> pb.CheckRequest:
-    """The CheckRequest that asks ``ruleset`` (at ``version``, if pinned) about ``request``."""
+    """The CheckRequest that asks ``ruleset`` (at ``version``, if pinned) about ``request``; raises
+    InvalidRequest, naming the field, for what protobuf cannot carry."""
+    for field, value in _strings(ruleset, version, request):
+        check_text(field, value)
+    if request.tool is not None:
+        _check_argument("tool.arguments", request.tool.arguments, 1)  # its Struct is level 2
     p = request.principal
     principal = pb.Principal(id=p.id, tenant=p.tenant, roles=list(p.roles), attributes=dict(p.attributes))
     return pb.CheckRequest(
@@ -138,6 +147,73 @@ def request_to_proto(ruleset: str, request: Request, version: str = "") -> pb.Ch
         request_id=request.request_id,
         approval_id=request.approval_id,
     )
+
+
+def check_text(field: str, value: object) -> None:
+    """Raise InvalidRequest unless ``value`` is a string protobuf can encode (UTF-8: no lone surrogate)."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field}: expected a string, got {type(value).__name__}")
+    found = _SURROGATE.search(value)
+    if found is not None:
+        raise InvalidRequest(
+            f"{field}: contains a lone surrogate at index {found.start()} (not encodable as UTF-8)"
+        )
+
+
+def _strings(ruleset: str, version: str, request: Request) -> Iterator[tuple[str, object]]:
+    """Each string field of the CheckRequest for ``request``, with its name (tool arguments aside)."""
+    yield from (("ruleset", ruleset), ("version", version), ("text", request.text))
+    yield from (("request_id", request.request_id), ("approval_id", request.approval_id))
+    for i, message in enumerate(request.messages):
+        yield from ((f"messages[{i}].role", message.role), (f"messages[{i}].content", message.content))
+    if request.tool is not None:
+        yield from (("tool.name", request.tool.name), ("tool.server", request.tool.server))
+    p = request.principal
+    yield from (("principal.id", p.id), ("principal.tenant", p.tenant))
+    yield from ((f"principal.roles[{i}]", role) for i, role in enumerate(p.roles))
+    yield from _entries("principal.attributes", p.attributes)
+    yield from _entries("metadata", request.metadata)
+
+
+def _entries(field: str, items: Mapping[Any, object]) -> Iterator[tuple[str, object]]:
+    for key, value in items.items():
+        yield f"{field} key {key!r}", key
+        yield f"{field}.{key}", value
+
+
+def _check_argument(field: str, value: object, level: int) -> None:
+    """Raise InvalidRequest unless ``value`` is JSON that a protobuf Value ``level`` messages deep can
+    carry: UTF-8 strings, numbers a double holds, and objects and arrays of these within protobuf's
+    depth limit (an object adds three levels: its Struct, a map entry, a Value; an array two)."""
+    if isinstance(value, Mapping):
+        _check_level(level + 1)
+        for key, item in value.items():
+            check_text(f"{field} key {key!r}", str(key))
+            _check_argument(f"{field}.{key}", item, level + 3)
+    elif isinstance(value, list | tuple):
+        _check_level(level + 1)
+        for i, item in enumerate(value):
+            _check_argument(f"{field}[{i}]", item, level + 2)
+    else:
+        _check_level(level)
+        _check_scalar(field, value)
+
+
+def _check_level(level: int) -> None:
+    if level > _PROTOBUF_DEPTH:
+        raise InvalidRequest(f"tool.arguments: nested deeper than protobuf allows ({_PROTOBUF_DEPTH})")
+
+
+def _check_scalar(field: str, value: object) -> None:
+    if isinstance(value, str):
+        check_text(field, value)
+    elif isinstance(value, int):  # bool too
+        try:
+            float(value)  # a protobuf Value holds numbers as doubles
+        except OverflowError:
+            raise InvalidRequest(f"{field}: an integer too large for a JSON number (a double)") from None
+    elif value is not None and not isinstance(value, float):
+        raise InvalidRequest(f"{field}: a {type(value).__name__} is not a JSON value")
 
 
 def _tool_to_proto(tool: ToolCall) -> pb.ToolCall:

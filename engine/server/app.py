@@ -20,10 +20,11 @@ from dsl.diagnostics import CompileError
 from engine.approvals.approvers import Approvers, ApproversError
 from engine.config import ServeConfig
 from engine.guard import Guard, StartError, check_rulesets
-from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb_grpc, pb_grpc
+from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb, pb
 from engine.runtime.registry import Registry
 from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.guard_servicer import GuardServicer
+from engine.server.handlers import add_servicer
 from engine.server.tls import ServerTls, TlsError
 
 log = logging.getLogger("palisade.server")
@@ -87,9 +88,9 @@ class GuardServer:
         ]
         limit = config.max_concurrent_rpcs
         server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
-        pb_grpc.add_GuardServicer_to_server(GuardServicer(self.guard, config), server)
+        add_servicer(server, GuardServicer(self.guard, config), pb.DESCRIPTOR.services_by_name["Guard"])
         self.approvals_servicer = ApprovalsServicer(self.guard.approvals, approvers)
-        apb_grpc.add_ApprovalsServicer_to_server(self.approvals_servicer, server)
+        add_servicer(server, self.approvals_servicer, apb.DESCRIPTOR.services_by_name["Approvals"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         return server

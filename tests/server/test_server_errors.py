@@ -12,7 +12,7 @@ from server_helpers import config, running
 
 from dsl.types import Outcome
 from engine.client.guard_client import GuardClient, GuardError
-from engine.protocol.wire import pb, pb_grpc
+from engine.protocol.wire import APPROVALS_SERVICE, CHECK_METHOD, apb, pb, pb_grpc
 
 SLOW_TEXT = "123456789" + "a" * 40 + "!"  # every slow_test detector backtracks on it until the regex timeout
 
@@ -99,6 +99,59 @@ def test_arguments_at_the_depth_limit_are_accepted(client: GuardClient) -> None:
 def test_a_request_over_the_byte_limit_is_resource_exhausted(client: GuardClient) -> None:
     error = refused(client, text="x" * 70_000)
     assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def raw_call(channel: grpc.Channel, method: str, payload: bytes, *, streaming: bool = False) -> grpc.Call:
+    """Send ``payload`` as the request, bytes as they are, and return the refusal."""
+    with pytest.raises(grpc.RpcError) as info:
+        if streaming:
+            list(channel.unary_stream(method)(payload, timeout=10))
+        else:
+            channel.unary_unary(method)(payload, timeout=10)
+    assert isinstance(info.value, grpc.Call)
+    return info.value
+
+
+def too_deep_for_protobuf() -> bytes:
+    """A CheckRequest whose tool arguments nest past protobuf's parse limit (another client might send it)."""
+    message = pb.CheckRequest(ruleset="server_test", stage=pb.STAGE_TOOL_CALL)
+    message.tool.name = "t"
+    message.tool.arguments.update(nested(40))
+    return message.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xff\xff", "Wire format was corrupt"),
+        (b"\x0a\x02\xff\xfe", "bad UTF-8"),  # field 1 (ruleset), a string that is not UTF-8
+        (too_deep_for_protobuf(), "MaxDepth"),
+    ],
+)
+def test_bytes_that_are_no_check_request_are_invalid_argument_and_leave_no_traceback(
+    channel: grpc.Channel, client: GuardClient, caplog: pytest.LogCaptureFixture, payload: bytes, reason: str
+) -> None:
+    error = raw_call(channel, CHECK_METHOD, payload)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    details = error.details() or ""
+    assert details.startswith("request: not a valid palisade.v1.CheckRequest: ") and reason in details
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert client.check(ruleset="server_test", text="still here").outcome is Outcome.ALLOW
+
+
+@pytest.mark.parametrize(
+    ("method", "streaming"),
+    [("Get", False), ("List", False), ("Resolve", False), ("Cancel", False), ("Watch", True)],
+)
+def test_bytes_that_are_no_approvals_request_are_invalid_argument_and_leave_no_traceback(
+    channel: grpc.Channel, client: GuardClient, caplog: pytest.LogCaptureFixture, method: str, streaming: bool
+) -> None:
+    request_type = apb.DESCRIPTOR.services_by_name["Approvals"].methods_by_name[method].input_type
+    error = raw_call(channel, f"/{APPROVALS_SERVICE}/{method}", b"\xff\xff\xff", streaming=streaming)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith(f"request: not a valid {request_type.full_name}: ")
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+    assert client.list_approvals(queue="nobody") == []
 
 
 def test_bad_requests_leave_the_server_serving(client: GuardClient) -> None:
