@@ -21,7 +21,8 @@ class Limits(BaseModel):
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # the gRPC receive limit
     max_text_chars: int = Field(default=1_000_000, ge=1)  # `text`, and all messages' contents together
     max_messages: int = Field(default=1_000, ge=1)
-    max_argument_depth: int = Field(default=32, ge=1, le=90)  # below protobuf's own recursion limit
+    # protobuf refuses 34 nested objects: each is three of its 100 levels (Struct, map entry, Value)
+    max_argument_depth: int = Field(default=32, ge=1, le=33)
 
 
 class Tls(BaseModel):
