@@ -200,7 +200,11 @@ def _ask_request(args: argparse.Namespace) -> tuple[str, str, Request]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Send one Check to a running server and print the decision as JSON."""
-    from engine.client.guard_client import GuardError, client_from_arguments  # noqa: PLC0415  (keeps grpc out of others)
+    from engine.client.guard_client import (  # noqa: PLC0415  (keeps grpc out of the other commands)
+        GuardError,
+        InvalidArgument,
+        client_from_arguments,
+    )
 
     try:
         ruleset, version, request = _ask_request(args)
@@ -213,6 +217,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with client:
         try:
             result = client.check_request(ruleset, request, version=version)
+        except InvalidArgument as exc:  # refused before it was sent: the request, not the server
+            print(f"invalid request: {exc.details}", file=sys.stderr)
+            return 2
         except GuardError as exc:
             print(f"check failed: {exc}", file=sys.stderr)
             return 1

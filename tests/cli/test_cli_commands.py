@@ -273,6 +273,12 @@ def test_ask_reads_its_request_file_before_calling_a_server(
     assert f"invalid request: cannot read {absent}" in capsys.readouterr().err
 
 
+def test_ask_refuses_a_request_it_cannot_send_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    request = '{"stage": "input", "text": "\\ud800"}'  # JSON for a lone surrogate
+    assert main(["ask", "--server", "127.0.0.1:1", "--ruleset", "bot", "--request", request]) == 2
+    assert "invalid request: text: contains a lone surrogate at index 0" in capsys.readouterr().err
+
+
 # a ruleset by name
 
 
