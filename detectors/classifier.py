@@ -13,7 +13,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 from tokenizers import Encoding, Tokenizer
 
 from detectors import window_filter
-from detectors.base import DetectorError, DetectorResult, Finding, ModelVersion
+from detectors.base import WARM_TEXT, DetectorError, DetectorResult, Finding, ModelVersion
 from detectors.catalogue import ModelError, ModelInfo, file_sha256, resolve, verify
 from detectors.specs import ClassifierParams, DetectorSettings
 
@@ -107,6 +107,7 @@ class ClassifierDetector:
         self._label = params.label or info.label
         self._index = info.labels.index(self._label)
         self._threshold = params.threshold
+        self._width = max_length  # tokens in a full window
         self._tokenizer = tokenizer(info.path, max_length, min(stride, max_length // 2))
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._output = self._session.get_outputs()[0].name  # "logits" in a Hugging Face export
@@ -118,6 +119,14 @@ class ClassifierDetector:
             if found is not None:
                 return int(found)
         return 0  # the attention mask hides padding whatever its id
+
+    def warm(self) -> None:
+        """One inference per window width it runs: a short text's one window, and a full window (all
+        of a long text's but its last), so that a first Check finds the session ready for both. Raises
+        DetectorError when the model cannot run them (windows wider than it takes, for one)."""
+        self.detect(WARM_TEXT)
+        words = self._tokenizer.encode(" ".join(["warm"] * self._width))  # a token or more each
+        self.scores(_windows(words)[:1])
 
     def detect(self, text: str) -> DetectorResult:
         """Score the windows of ``text`` (those the first pass picks, on a long text); report the best

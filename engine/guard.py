@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
+from detectors.base import DetectorError
 from dsl.ir import ActionNode, Graph
 from engine.approvals import (
     Approval,
@@ -81,12 +82,13 @@ class Guard:
     @classmethod
     def open(cls, config: ServeConfig | None = None, *, on_health: HealthListener | None = None) -> Guard:
         """A Guard for ``config`` (default: the defaults): its rulesets compiled and their detectors
-        loaded, the audit log and the approvals in its data directory. ``on_health`` hears when the
-        audit log stops (False) and starts (True) taking records. Close it when done."""
+        loaded and warmed (so that no Check loads anything), the audit log and the approvals in its
+        data directory. ``on_health`` hears when the audit log stops (False) and starts (True) taking
+        records. Close it when done."""
         config = config or ServeConfig()
         pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
         try:
-            registry = Registry.of(check_rulesets(config), config.detector_settings, pool)
+            registry = _warmed(Registry.of(check_rulesets(config), config.detector_settings, pool))
             audit = _open_audit(config, on_health)
         except BaseException:
             pool.shutdown(wait=False)
@@ -168,6 +170,18 @@ class Guard:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _warmed(registry: Registry) -> Registry:
+    """``registry`` once every detector of it is warm (Registry.warm); StartError if one cannot be."""
+    started = time.perf_counter()
+    try:
+        registry.warm()
+    except DetectorError as exc:
+        raise StartError(f"rulesets: {exc}") from None
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.info("warmed the detectors of %d ruleset(s) in %.0f ms", len(registry.by_key), elapsed_ms)
+    return registry
 
 
 def _open_audit(config: ServeConfig, on_health: HealthListener | None) -> AuditLog:

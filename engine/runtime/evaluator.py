@@ -11,7 +11,16 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from detectors.base import Detector, DetectorError, DetectorResult, Finding, ModelVersion, models_of
+from detectors.base import (
+    WARM_TEXT,
+    Detector,
+    DetectorError,
+    DetectorResult,
+    Finding,
+    ModelVersion,
+    models_of,
+    warm_up,
+)
 from detectors.specs import SPECS, CostClass, DetectorSettings
 from dsl import ir
 from dsl.graph import DEFAULT_ON_ERROR
@@ -150,6 +159,22 @@ class Evaluator:
     def _rule_cost(self, rule: _Rule) -> tuple[int, int]:
         classes = [self.graph.detectors[n].cost_class for n in rule.detectors]
         return max(classes, default=0), sum(self.graph.detectors[n].cost_us for n in rule.detectors)
+
+    def warm(self) -> None:
+        """Load and exercise every detector (one short text each: detectors.base.warm_up) and the audit
+        excerpts' masking, so that no Check loads anything. Raises DetectorError naming the ruleset and
+        the detector when one fails: a detector that cannot warm up is not fit to serve."""
+        where = f"ruleset {self.graph.name} {self.graph.version}"
+        for node_id, run in self.detector_runs.items():
+            try:
+                warm_up(run.detector)
+            except Exception as exc:  # its own DetectorError, or its library's errors
+                name = ", ".join(run.node.decls) or node_id  # as declared, not as called
+                message = f"{where}: detector {name} ({run.kind}) failed its warm-up: {exc}"
+                raise DetectorError(message) from exc
+        error = self.excerpter.excerpt(Request(Stage.INPUT, text=WARM_TEXT)).error if self.excerpter else ""
+        if error:
+            raise DetectorError(f"{where}: audit excerpts failed their warm-up: {error}")
 
     def evaluate(self, request: Request, timeout_s: float | None = None) -> Decision:
         """Decide ``request``. Detector failures and deadline misses go through the error policy."""

@@ -97,6 +97,12 @@ class Registry:
                 active[name] = evaluator
         return cls(by_key, active)
 
+    def warm(self) -> None:
+        """Warm every ruleset version's detectors (Evaluator.warm), so that no Check loads anything;
+        raises DetectorError naming the ruleset and the detector that failed."""
+        for evaluator in self:
+            evaluator.warm()
+
     def get(self, name: str, version: str = "") -> Evaluator:
         evaluator = self.by_key.get((name, version)) if version else self.active.get(name)
         if evaluator is None:

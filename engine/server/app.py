@@ -124,11 +124,12 @@ class GuardServer:
         try:
             graphs = check_rulesets(self.config)
             registry = Registry.of(graphs, self.config.detector_settings, self.guard.detector_pool)
+            registry.warm()  # before it is served: a detector that cannot warm up refuses the reload
         except CompileError as exc:
             count = len(exc.diagnostics)
             log.error("reload refused, serving the rulesets as before: %d error(s)\n%s", count, exc)
             return False
-        except Exception as exc:  # no ruleset left, a model that cannot load, an unreadable file
+        except Exception as exc:  # no ruleset left, a model that cannot load or warm up, an unreadable file
             log.error("reload refused, serving the rulesets as before: %s", exc)
             return False
         before, self.guard.registry = self.registry, registry
