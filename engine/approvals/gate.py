@@ -17,7 +17,7 @@ from engine.approvals.model import Approval, ApprovalNotFound, State, binding_di
 from engine.approvals.service import Approvals
 from engine.runtime.decision import Decision, RuleMatch
 from engine.runtime.ids import new_id
-from engine.runtime.request import Request
+from engine.runtime.request import Request, quoted
 
 DEFAULT_RULE = "(default)"
 DEFAULT_WITHIN_US = 24 * 3600 * 1_000_000  # for an escalation without `within`
@@ -58,7 +58,8 @@ class ApprovalGate:
         try:
             presented = self.approvals.get(request.approval_id)
         except ApprovalNotFound:
-            return Gated(_settle(decision, "", Outcome.BLOCK, f"unknown approval {request.approval_id}"))
+            reason = f"unknown approval {quoted(request.approval_id)}"
+            return Gated(_settle(decision, "", Outcome.BLOCK, reason))
         if presented.binding != ask.binding:
             self.approvals.record_replay(presented, request.principal.id, decision_id)
             reason = f"approval {presented.id} was issued for another request"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.approvals.model import AlreadyResolved, Approval, ApprovalError, ApprovalNotFound, Change, State
 from engine.audit.store import file_lock, lock_path
+from engine.runtime.request import quoted
 
 DB_NAME = "approvals.db"
 _BUSY_TIMEOUT_S = 10.0
@@ -206,7 +207,7 @@ class ApprovalStore:
 def _get(conn: sqlite3.Connection, approval_id: str) -> Approval:
     row = conn.execute(f"{_SELECT} WHERE id = ?", (approval_id,)).fetchone()
     if row is None:
-        raise ApprovalNotFound(f"no approval with id {approval_id!r}")
+        raise ApprovalNotFound(f"no approval with id {quoted(approval_id)}")
     return _approval(row)
 
 

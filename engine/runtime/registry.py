@@ -12,6 +12,7 @@ from dsl.compiler import run
 from dsl.diagnostics import CompileError, Diagnostic, Span
 from dsl.ir import Graph
 from engine.runtime.evaluator import Evaluator
+from engine.runtime.request import quoted
 
 SOURCE_SUFFIX = ".pal"
 
@@ -20,9 +21,9 @@ class UnknownRuleset(LookupError):
     """No loaded ruleset has this name (and version, when one is pinned)."""
 
     def __init__(self, name: str, version: str, known: list[str]) -> None:
-        pinned = f" version {version!r}" if version else ""
+        pinned = f" version {quoted(version)}" if version else ""
         listed = ", ".join(known) or "none"
-        super().__init__(f"no ruleset {name!r}{pinned} is loaded (loaded: {listed})")
+        super().__init__(f"no ruleset {quoted(name)}{pinned} is loaded (loaded: {listed})")
         self.name, self.version = name, version
 
 

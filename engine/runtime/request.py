@@ -70,6 +70,17 @@ class Request:
         return json.dumps(self.tool.arguments, sort_keys=True, ensure_ascii=False)
 
 
+QUOTE_CHARS = 64  # how much of a caller's string an error message quotes
+
+
+def quoted(value: str, limit: int = QUOTE_CHARS) -> str:
+    """A caller's string as an error message may quote it: its repr, cut to ``limit`` characters
+    (with the full length said), so that no caller can make an error, a status or a log line long."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
 class RequestError(ValueError):
     """A request given as data (a policy test, the CLI) is malformed; the message names the field."""
 

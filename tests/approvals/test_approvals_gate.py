@@ -237,7 +237,7 @@ def test_an_unknown_approval_id_blocks(gate: ApprovalGate, approvals: Approvals,
     ):
         gated = _check(gate, request)
         assert gated.decision.outcome is Outcome.BLOCK and gated.approval is None
-        assert gated.decision.reasons == (f"unknown approval {request.approval_id}",)
+        assert gated.decision.reasons == (f"unknown approval {request.approval_id!r}",)
     assert _pending(approvals) == []
     assert approval_events(audit_dir) == []
 

@@ -134,6 +134,12 @@ def test_an_unknown_id_is_not_found(approvals: Approvals) -> None:
         approvals.cancel("no-such", "alice", "")
 
 
+def test_a_long_unknown_id_is_quoted_cut_short(approvals: Approvals) -> None:
+    with pytest.raises(ApprovalNotFound) as refused:
+        approvals.get("y" * 20_000)
+    assert str(refused.value).endswith("'... (20000 characters)") and len(str(refused.value)) < 200
+
+
 def test_expiry_is_applied_lazily_when_approvals_are_read(
     approvals: Approvals, store: ApprovalStore, audit_dir: Path
 ) -> None:

@@ -35,6 +35,13 @@ def test_an_unknown_ruleset_is_not_found(client: GuardClient) -> None:
     assert "no_such_ruleset" in error.details and "server_test@1.0.0" in error.details
 
 
+@pytest.mark.parametrize("field", ["ruleset", "version"])
+def test_a_long_unknown_name_is_quoted_cut_short(client: GuardClient, field: str) -> None:
+    error = refused(client, **{field: "x" * 20_000, "text": "hi"})
+    assert error.code is grpc.StatusCode.NOT_FOUND
+    assert f"{'x' * 64}'... (20000 characters)" in error.details and len(error.details) < 400
+
+
 def test_an_unknown_version_is_not_found(client: GuardClient) -> None:
     error = refused(client, version="9.9.9", text="hi")
     assert error.code is grpc.StatusCode.NOT_FOUND
