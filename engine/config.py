@@ -115,6 +115,7 @@ _PATH_KEYS = (
     ("tls", "client_ca_file"),
     ("audit", "hmac_key_path"),
     ("audit", "signing_key_path"),
+    ("audit", "witness_dir"),
 )
 
 

@@ -136,7 +136,9 @@ class Guard:
         try:
             return self._gate.apply(decision, request, decision_id)
         except (ApprovalError, AuditUnavailable) as exc:
-            log.error("decision %s: approvals unavailable: %s", decision_id, exc)
+            # an audit outage is logged by the audit writer, once; other approval failures here
+            level = logging.DEBUG if isinstance(exc, AuditUnavailable) else logging.ERROR
+            log.log(level, "decision %s: approvals unavailable: %s", decision_id, exc)
             message = "approvals cannot be kept now; the decision falls back to the error policy"
             return Gated(
                 evaluator.error_decision("approvals_unavailable", message, started, never_allow=True)
@@ -151,7 +153,7 @@ class Guard:
         try:
             self.audit.append(decision, request, decision_id, excerpt=excerpt)
         except AuditUnavailable as exc:
-            log.error("decision %s not recorded: %s", decision_id, exc)
+            log.debug("decision %s not recorded: %s", decision_id, exc)  # the writer logs the outage once
             message = "the audit log cannot be written; the decision was not recorded"
             return evaluator.error_decision("audit_unavailable", message, started, never_allow=True)
         return decision

@@ -7,9 +7,11 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from engine.audit.canonical import canonical_json
+from engine.audit.errors import AuditError
 from engine.audit.keys import Signer, Verifier
 from engine.audit.merkle import Frontier
 from engine.audit.record import format_time
@@ -18,8 +20,8 @@ STATEMENT_TYPE = "palisade.audit.checkpoint/v1"
 _FIELDS = {"type": str, "log_id": str, "key_id": str, "size": int, "root": str, "head": str, "time": str}
 
 
-class CheckpointError(ValueError):
-    """A stored checkpoint statement is malformed; the message says how."""
+class CheckpointError(AuditError, ValueError):
+    """A checkpoint (stored, or saved in a file) is malformed; the message says how and where."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,29 @@ class Checkpoint:
 
     def to_json(self) -> dict[str, Any]:
         return {"statement": self.statement, "signature": self.signature}
+
+    @classmethod
+    def from_json(cls, data: object) -> Checkpoint:
+        """The checkpoint in ``to_json``'s form (a proof's, a saved file's); raises CheckpointError."""
+        if not isinstance(data, dict) or set(data) != {"statement", "signature"}:
+            raise CheckpointError('a checkpoint is an object with exactly "statement" and "signature"')
+        if not isinstance(data["statement"], str) or not isinstance(data["signature"], str):
+            raise CheckpointError('a checkpoint\'s "statement" and "signature" are strings')
+        return cls.parse(data["statement"], data["signature"])
+
+    def text(self) -> str:
+        """The self-contained form to keep outside the log (a file, a ticket, a witness): one JSON line."""
+        return canonical_json(self.to_json()) + "\n"
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """The checkpoint saved in ``path`` (as ``Checkpoint.text`` writes it); raises CheckpointError."""
+    try:
+        return Checkpoint.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or not a checkpoint (CheckpointError)
+        raise CheckpointError(f"{path}: not a saved checkpoint: {exc}") from None
 
 
 def sign_checkpoint(signer: Signer, log_id: str, frontier: Frontier, head: str, at: datetime) -> Checkpoint:

@@ -1,10 +1,11 @@
-"""Audit settings: durability, checkpoint cadence, retention and key locations."""
+"""Audit settings: durability, checkpoint cadence, retention, key locations and the witness."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Retention(BaseModel):
@@ -36,3 +37,13 @@ class AuditConfig(BaseModel):
     retention: Retention = Field(default_factory=Retention)
     hmac_key_path: str = ""  # hex key for the content digests; default <data_dir>/audit/hmac.key
     signing_key_path: str = ""  # Ed25519 PEM (PKCS8); default <data_dir>/audit/signing.key
+    # the witness (engine/audit/witness.py): each checkpoint signed is also kept outside the log
+    witness_dir: str = ""  # a folder: one file per checkpoint, <log_id>-<size>.json
+    witness_command: str = ""  # run with each checkpoint on stdin; split like a shell's words, no shell
+    witness_timeout_seconds: float = Field(default=10.0, gt=0)  # then the command is killed
+
+    @field_validator("witness_command")
+    @classmethod
+    def _command_splits(cls, command: str) -> str:
+        shlex.split(command)  # unbalanced quotes raise ValueError, which names the setting
+        return command

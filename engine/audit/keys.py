@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-from contextlib import suppress
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -14,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from engine.audit.errors import AuditError
+from engine.audit.files import create_file
 
 HMAC_KEY_BYTES = 32
 _PRIVATE_MODE = 0o600
@@ -84,7 +83,7 @@ def load_or_create_signer(path: Path) -> Signer:
     signer = load_signer(path)
     public = public_key_path(path)
     if not public.exists():
-        _create(public, signer.verifier.pem().encode("ascii"), 0o644)
+        create_file(public, signer.verifier.pem().encode("ascii"), 0o644)
     return signer
 
 
@@ -142,20 +141,4 @@ def _read(path: Path) -> bytes:
 
 
 def _create_private(path: Path, data: bytes) -> None:
-    _create(path, data, _PRIVATE_MODE)
-
-
-def _create(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new file at ``path`` atomically; if another process won the race, keep theirs."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with suppress(FileExistsError):  # another process created it first: theirs is the key
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    create_file(path, data, _PRIVATE_MODE)  # another process made it first: theirs is the key

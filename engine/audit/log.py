@@ -17,6 +17,7 @@ from engine.audit.errors import AuditUnavailable
 from engine.audit.keys import Digester, load_or_create_digester, load_or_create_signer, public_key_path
 from engine.audit.record import Record, build_approval_entry, build_entry
 from engine.audit.store import Store, db_path
+from engine.audit.witness import Witness
 from engine.audit.writer import HealthListener, Writer, WriterStats
 from engine.runtime.decision import Decision
 from engine.runtime.excerpts import Excerpt
@@ -52,8 +53,16 @@ class AuditPaths:
 class AuditLog:
     """Every decision's record, chained, group-committed and checkpointed. Thread-safe."""
 
-    def __init__(self, writer: Writer, digester: Digester, paths: AuditPaths, config: AuditConfig) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        digester: Digester,
+        paths: AuditPaths,
+        config: AuditConfig,
+        witness: Witness | None = None,
+    ) -> None:
         self._writer = writer
+        self._witness = witness
         self._digester = digester
         self.paths = paths
         self.config = config
@@ -69,7 +78,8 @@ class AuditLog:
         """Open the log in ``data_dir`` (creating the database and keys on first use) and start its writer.
 
         ``on_health(False)`` is called (from the writer thread) when writing starts failing and
-        ``on_health(True)`` when it works again. Raises AuditUnavailable if the log cannot be opened.
+        ``on_health(True)`` when it works again. Each checkpoint signed also goes to the witness that
+        ``config`` names, if any. Raises AuditUnavailable if the log cannot be opened.
         """
         config = config or AuditConfig()
         paths = AuditPaths.of(data_dir, config)
@@ -80,10 +90,15 @@ class AuditLog:
         except (OSError, sqlite3.Error) as exc:
             raise AuditUnavailable(f"cannot open the audit log in {paths.database.parent}: {exc}") from None
         full_sync = config.durability == "sync"
+        witness = Witness.start(config)
         writer = Writer(
-            lambda: Store.open_writer(paths.database, full_sync=full_sync), chain, config, on_health
+            lambda: Store.open_writer(paths.database, full_sync=full_sync),
+            chain,
+            config,
+            on_health,
+            witness.push if witness else None,
         )
-        return cls(writer, digester, paths, config)
+        return cls(writer, digester, paths, config, witness)
 
     @property
     def healthy(self) -> bool:
@@ -135,8 +150,11 @@ class AuditLog:
         return self._writer.submit(entry)
 
     def close(self) -> None:
-        """Write what is queued, sign a final checkpoint, release the database. Idempotent."""
+        """Write what is queued, sign a final checkpoint, hand it to the witness, release the database.
+        Idempotent."""
         self._writer.close()
+        if self._witness is not None:
+            self._witness.close()
 
     def __enter__(self) -> AuditLog:
         return self

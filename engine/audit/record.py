@@ -302,6 +302,18 @@ def _object(*members: str) -> str:
     return "{" + ",".join(member for member in members if member) + "}"
 
 
+def rules_of(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The rules a record names, sorted: what the rule index holds for it (its matches' rules, or an
+    approval's rule)."""
+    if data.get("kind") == APPROVAL_KIND:
+        approval = data.get("approval")
+        named = [approval.get("rule")] if isinstance(approval, dict) else []
+    else:
+        matches = data.get("matches")
+        named = [m.get("rule") for m in matches if isinstance(m, dict)] if isinstance(matches, list) else []
+    return tuple(sorted({rule for rule in named if isinstance(rule, str)}))
+
+
 def record_hash(data: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of a record's data without its ``hash`` field."""
     return hashlib.sha256(canonical_bytes({k: v for k, v in data.items() if k != "hash"})).hexdigest()

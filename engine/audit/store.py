@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -13,11 +15,15 @@ from typing import TypeVar
 
 from engine.audit.checkpoint import Checkpoint
 from engine.audit.errors import AuditError
-from engine.audit.merkle import Frontier
+from engine.audit.merkle import HASH_BYTES, Frontier
 from engine.audit.record import GENESIS_HASH, Record
 
 DB_NAME = "audit.db"
 _BUSY_TIMEOUT_S = 10.0
+# What a probe writes while writing fails: about what a batch of records needs. Space for this much
+# means space for records, so a disk with a few bytes free does not flap between failing and writable.
+PROBE_BYTES = 64 * 1024
+_HASH = re.compile("[0-9a-f]{64}")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,13 +65,22 @@ CREATE TABLE IF NOT EXISTS anchor (
     head TEXT NOT NULL,
     frontier BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER NOT NULL);
+DROP TABLE IF EXISTS probe;  -- the earlier probe, a counter: too small a write to show a disk has room
+CREATE TABLE IF NOT EXISTS space_probe (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
 INSERT OR IGNORE INTO head VALUES (1, 0, '{GENESIS_HASH}', x'', 0);
 """
 
 
 class StoreError(AuditError):
     """The audit database cannot be opened or read; the message names the file."""
+
+
+class CorruptError(StoreError):
+    """A stored value has the wrong type or shape; the message names the table, the row and the column."""
+
+    def __init__(self, message: str, seq: int = 0) -> None:
+        super().__init__(message)
+        self.seq = seq  # the record it is in, or 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +255,13 @@ class Store:
 
     def head(self) -> Head:
         row = self.conn.execute("SELECT size, last_hash, frontier, checkpoint_size FROM head").fetchone()
+        if row is None:
+            raise CorruptError("head: the row is missing")
         size, last_hash, frontier, checkpoint_size = row
-        return Head(size, last_hash, Frontier.from_bytes(size, frontier), checkpoint_size)
+        _expect("head", "checkpoint_size", checkpoint_size, int)
+        return Head(
+            size, _hash("head", "last_hash", last_hash), _frontier("head", size, frontier), checkpoint_size
+        )
 
     def move_head(self, expected: Head, head: Head) -> bool:
         """Set the head to ``head`` if it is still ``expected``; False (nothing changed) if not."""
@@ -285,8 +305,10 @@ class Store:
         )
 
     def probe(self) -> None:
-        """A small durable write, to learn whether writing works again."""
-        self.conn.execute("INSERT INTO probe VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET count = count + 1")
+        """A durable write of PROBE_BYTES, to learn whether writing records works again."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO space_probe (id, data) VALUES (1, randomblob(?))", (PROBE_BYTES,)
+        )
 
     def set_anchor(self, anchor: Anchor) -> None:
         self.conn.execute(
@@ -305,7 +327,7 @@ class Store:
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else _expect("meta", f"value of {key}", row[0], str)
 
     def set_meta_once(self, key: str, value: str) -> str:
         """Set ``key`` unless it is set; returns the stored value either way."""
@@ -319,7 +341,7 @@ class Store:
         if row is None:
             return Anchor(0, GENESIS_HASH, Frontier())
         size, head, frontier = row
-        return Anchor(size, head, Frontier.from_bytes(size, frontier))
+        return Anchor(size, _hash("anchor", "head", head), _frontier("anchor", size, frontier))
 
     def last_checkpoint(self, above: int = 0, at_most: int | None = None) -> StoredCheckpoint | None:
         """The largest checkpoint with ``above`` < size <= ``at_most`` (no upper bound if None)."""
@@ -328,12 +350,12 @@ class Store:
             " ORDER BY size DESC LIMIT 1",
             (above, at_most if at_most is not None else 2**63 - 1),
         ).fetchone()
-        return None if row is None else StoredCheckpoint(*row)
+        return None if row is None else _stored_checkpoint(row)
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, by size, as stored (parsing them is the caller's job)."""
         rows = self.conn.execute("SELECT size, statement, signature, frontier FROM checkpoints ORDER BY size")
-        return [StoredCheckpoint(*row) for row in rows]
+        return [_stored_checkpoint(row) for row in rows]
 
     def records(self, filters: Filters | None = None) -> Iterator[Stored]:
         """Records in log order, selected by ``filters``."""
@@ -341,25 +363,37 @@ class Store:
         limit = f" LIMIT {int(filters.limit)}" if filters and filters.limit else ""
         sql = f"SELECT {_COLUMNS} FROM records{where} ORDER BY seq{limit}"
         for row in self.conn.execute(sql, params):
-            yield Stored(*row)
+            yield _stored(row)
 
     def find(self, decision_id: str) -> Stored | None:
         row = self.conn.execute(
             f"SELECT {_COLUMNS} FROM records WHERE decision_id = ?", (decision_id,)
         ).fetchone()
-        return None if row is None else Stored(*row)
+        return None if row is None else _stored(row)
 
     def record_hashes(self, first: int, last: int) -> list[tuple[int, str]]:
         """(seq, hash) of records first..last, in order."""
         rows = self.conn.execute(
             "SELECT seq, hash FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
         )
-        return [(int(seq), str(digest)) for seq, digest in rows]
+        return [(seq, _hash(f"record {seq}", "hash", digest, seq)) for seq, digest in rows]
+
+    def rule_index(self) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """The rule index (what `query --rule` reads) by record, in seq order: (seq, its rules, sorted)."""
+        rows = self.conn.execute("SELECT seq, rule FROM record_rules ORDER BY seq, rule")
+        for seq, group in itertools.groupby(rows, key=lambda row: row[0]):
+            _expect("record_rules", "seq", seq, int)
+            yield (
+                seq,
+                tuple(_expect(f"record_rules of record {seq}", "rule", rule, str, seq) for _, rule in group),
+            )
 
     def seq_of_body(self, seq: int) -> int | None:
         """The stored position of the record whose body says ``seq`` (a scan: for diagnosing only)."""
         row = self.conn.execute(
-            "SELECT seq FROM records WHERE json_extract(body, '$.seq') = ? LIMIT 1", (seq,)
+            "SELECT seq FROM records"
+            " WHERE CASE WHEN json_valid(body) THEN json_extract(body, '$.seq') END = ? LIMIT 1",
+            (seq,),
         ).fetchone()
         return None if row is None else int(row[0])
 
@@ -385,6 +419,7 @@ class StoredCheckpoint:
 def _connect_reader(path: Path, options: str) -> sqlite3.Connection:
     uri = f"{path.resolve().as_uri()}?{options}"
     conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    conn.text_factory = _text
     try:
         conn.execute("SELECT count(*) FROM head").fetchone()
     except sqlite3.Error:
@@ -393,9 +428,75 @@ def _connect_reader(path: Path, options: str) -> sqlite3.Connection:
     return conn
 
 
-_COLUMNS = "seq, decision_id, time, outcome, ruleset, principal, body, hash"
-_MAX_ROWS = 64  # rows per statement: 64 x 8 values stays under SQLite's oldest limit of 999 variables
+def _text(data: bytes) -> str | bytes:
+    """Stored text as str; bytes that are not UTF-8 stay bytes, for the checks below to name."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
 T = TypeVar("T")
+
+
+def _expect(where: str, column: str, value: object, kind: type[T], seq: int = 0) -> T:
+    """``value`` if it is a ``kind``; raises CorruptError naming ``where`` and ``column`` if not."""
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    raise CorruptError(f"{where}: column {column} holds {_shown(value)}, not {_KINDS[kind]}", seq)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bytes):  # a blob, or text that is not UTF-8 (see _text)
+        return f"binary data ({len(value)} byte(s))"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    return f"the {type(value).__name__} {value!r}"
+
+
+def _hash(where: str, column: str, value: object, seq: int = 0) -> str:
+    text = _expect(where, column, value, str, seq)
+    if not _HASH.fullmatch(text):
+        raise CorruptError(f"{where}: column {column} holds {_shown(text)}, not a SHA-256 in hex", seq)
+    return text
+
+
+def _frontier(where: str, size: object, blob: object) -> Frontier:
+    count = _expect(where, "size", size, int)
+    want = HASH_BYTES * max(count, 0).bit_count()
+    if count < 0 or not isinstance(blob, bytes) or len(blob) != want:
+        shown = f"{len(blob)} byte(s)" if isinstance(blob, bytes) else _shown(blob)
+        raise CorruptError(
+            f"{where}: column frontier holds {shown}, not the {want} bytes of a tree of {count}"
+        )
+    return Frontier.from_bytes(count, blob)
+
+
+def _stored(row: Sequence[object]) -> Stored:
+    seq = _expect("records", "seq", row[0], int)
+    where = f"record {seq}"
+    decision_id, time, outcome, ruleset, principal, body = (
+        _expect(where, column, value, str, seq) for column, value in zip(_TEXT_COLUMNS, row[1:7], strict=True)
+    )
+    return Stored(
+        seq, decision_id, time, outcome, ruleset, principal, body, _hash(where, "hash", row[7], seq)
+    )
+
+
+def _stored_checkpoint(row: Sequence[object]) -> StoredCheckpoint:
+    size = _expect("checkpoints", "size", row[0], int)
+    where = f"checkpoint {size}"
+    statement, signature = (
+        _expect(where, column, value, str)
+        for column, value in zip(("statement", "signature"), row[1:3], strict=True)
+    )
+    return StoredCheckpoint(size, statement, signature, _expect(where, "frontier", row[3], bytes))
+
+
+_KINDS: dict[type, str] = {int: "an integer", str: "text", bytes: "a blob"}
+_COLUMNS = "seq, decision_id, time, outcome, ruleset, principal, body, hash"
+_TEXT_COLUMNS = ("decision_id", "time", "outcome", "ruleset", "principal", "body")
+_MAX_ROWS = 64  # rows per statement: 64 x 8 values stays under SQLite's oldest limit of 999 variables
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:

@@ -1,22 +1,26 @@
 """Verification of a whole log: the hash chain, every checkpoint's signature and Merkle root, the tail.
 
 Needs only the database and the public key, so a third party can run it on a copy. Stops at the
-first thing broken and names it: the record (seq and decision id) and what is wrong with it.
+first thing broken and names it: the record (seq and decision id) and what is wrong with it. Given a
+checkpoint kept outside the log, it also shows that the log still holds every record it signed.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from engine.audit.canonical import CanonicalError, canonical_json
-from engine.audit.checkpoint import CheckpointError
+from engine.audit.checkpoint import Checkpoint, CheckpointError
+from engine.audit.errors import AuditError
 from engine.audit.keys import Verifier
-from engine.audit.merkle import leaf_hash
-from engine.audit.record import record_hash
-from engine.audit.store import Store, Stored, StoredCheckpoint
+from engine.audit.merkle import Frontier, leaf_hash
+from engine.audit.record import GENESIS_HASH, record_hash, rules_of
+from engine.audit.store import Anchor, CorruptError, Store, Stored, StoredCheckpoint, StoreError
 
 EDITED = "edited"
 DELETED = "deleted"
@@ -24,6 +28,7 @@ REORDERED = "reordered"
 TRUNCATED = "truncated"
 FORGED = "forged checkpoint"
 REWRITTEN = "rewritten"
+CORRUPT = "corrupt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,7 @@ class Report:
     checkpoints: int  # checkpoints whose signature and root were checked
     signed: int  # records covered by the last checked checkpoint
     problem: Problem | None
+    held: int = 0  # the size of the outside checkpoint whose records the log was shown to hold (0: none)
 
     @property
     def ok(self) -> bool:
@@ -61,35 +67,86 @@ class Report:
         span = f"records {self.first_seq}..{self.last_seq}" if self.records else "no records"
         unsigned = self.last_seq - self.signed if self.records else 0
         tail = f"; {unsigned} record(s) after it are chained, not yet signed" if unsigned > 0 else ""
+        held = f"; holds the {self.held} records of the saved checkpoint" if self.held else ""
         return (
             f"audit log whole: {self.records} record(s) ({span}), {self.checkpoints} checkpoint(s) verified; "
-            f"signed through record {self.signed}{tail}"
+            f"signed through record {self.signed}{tail}{held}"
         )
 
 
-def verify_log(store: Store, verifier: Verifier) -> Report:
-    """Check everything in ``store`` against ``verifier``'s key, in one consistent snapshot."""
-    with store.snapshot():
-        return _Walk(store, verifier).run()
+def verify_log(store: Store, verifier: Verifier, saved: Checkpoint | None = None) -> Report:
+    """Check everything in ``store`` against ``verifier``'s key, in one consistent snapshot; with
+    ``saved`` (a checkpoint kept outside the log), also that the log still holds the records it signed.
+
+    Raises StoreError when the database cannot be read, AuditError when ``saved`` predates a prune.
+    """
+    try:
+        with store.snapshot():
+            return _Walk(store, verifier, saved).run()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{store.path}: cannot read the audit log: {exc}") from None
+
+
+class _Index:
+    """The rule index, read beside the records (both in seq order)."""
+
+    def __init__(self, entries: Iterator[tuple[int, tuple[str, ...]]]) -> None:
+        self._entries = entries
+        self._next = next(entries, None)
+
+    def take(self, seq: int) -> tuple[int, tuple[str, ...]]:
+        """The next entry if it is for record ``seq`` or an earlier one (which the log does not hold),
+        else ``(seq, ())``: no rule indexed for it."""
+        entry = self._next
+        if entry is None or entry[0] > seq:
+            return seq, ()
+        self._next = next(self._entries, None)
+        return entry
+
+    def rest(self) -> int:
+        """The record the next entry is for, or 0 if none is left."""
+        return self._next[0] if self._next is not None else 0
 
 
 class _Walk:
-    def __init__(self, store: Store, verifier: Verifier) -> None:
+    def __init__(self, store: Store, verifier: Verifier, saved: Checkpoint | None) -> None:
         self.store = store
         self.verifier = verifier
-        self.log_id = store.meta("log_id") or ""
-        self.anchor = store.anchor()
-        self.frontier = self.anchor.frontier.copy()
-        self.prev_hash = self.anchor.head
-        self.pending = deque(store.checkpoints())
+        self.saved = saved  # until the walk reaches its size
+        self.held = 0
         self.checked = 0
-        self.signed = self.anchor.size
+        self.log_id = ""
+        self.anchor = Anchor(0, GENESIS_HASH, Frontier())  # until _start reads them
+        self.frontier = Frontier()
+        self.prev_hash = GENESIS_HASH
+        self.signed = 0
+        self.pending: deque[StoredCheckpoint] = deque()
+        self.latest = 0  # the size of the last stored checkpoint
+        self.index = _Index(iter(()))
 
     def run(self) -> Report:
-        problem = self._anchor() or self._records() or self._tail()
+        try:
+            problem = self._start() or self._anchor() or self._records() or self._tail()
+        except CorruptError as exc:
+            problem = Problem(CORRUPT, str(exc), exc.seq)
         count = self.frontier.size - self.anchor.size
         first = self.anchor.size + 1 if count else 0
-        return Report(count, first, self.frontier.size, self.checked, self.signed, problem)
+        return Report(count, first, self.frontier.size, self.checked, self.signed, problem, self.held)
+
+    def _start(self) -> Problem | None:
+        """Read where the walk starts (each read may raise CorruptError); check the saved checkpoint."""
+        log_id = self.store.meta("log_id")
+        if log_id is None:
+            return Problem(CORRUPT, "meta: the log's id (key log_id) is missing")
+        self.log_id = log_id
+        self.anchor = self.store.anchor()
+        self.frontier = self.anchor.frontier.copy()
+        self.prev_hash = self.anchor.head
+        self.signed = self.anchor.size
+        self.pending.extend(self.store.checkpoints())
+        self.latest = self.pending[-1].size if self.pending else 0
+        self.index = _Index(self.store.rule_index())
+        return self._saved_signature()
 
     def _anchor(self) -> Problem | None:
         """Older checkpoints need only a good signature; the one at a prune cut vouches for the anchor."""
@@ -98,12 +155,12 @@ class _Walk:
             if problem is not None:
                 return problem
         if self.anchor.size == 0:
-            return None
+            return self._saved_reached()
         if not self.pending or self.pending[0].size != self.anchor.size:
             return Problem(
                 TRUNCATED, f"the log was pruned through record {self.anchor.size} but its checkpoint is gone"
             )
-        return self._checkpoint(self.pending.popleft())
+        return self._checkpoint(self.pending.popleft()) or self._saved_reached()
 
     def _records(self) -> Problem | None:
         for row in self.store.records():
@@ -116,6 +173,9 @@ class _Walk:
                 problem = self._checkpoint(self.pending.popleft())
                 if problem is not None:
                     return problem
+            problem = self._saved_reached()
+            if problem is not None:
+                return problem
         return None
 
     def _tail(self) -> Problem | None:
@@ -130,11 +190,37 @@ class _Walk:
                 f"{end}: records {end + 1}..{stored.size} were removed",
                 seq=end + 1,
             )
-        written = self.store.head().size
-        if written > end:
+        if self.saved is not None:
             return Problem(
-                TRUNCATED, f"{written} records were written but the log ends at record {end}", seq=end + 1
+                TRUNCATED,
+                f"the saved checkpoint covers {self.saved.size} records but the log ends at record {end}: "
+                f"records {end + 1}..{self.saved.size} were removed",
+                seq=end + 1,
             )
+        return self._head(end) or self._orphans()
+
+    def _head(self, end: int) -> Problem | None:
+        """The head is where the next record will be chained: it must be the end of what was walked."""
+        head = self.store.head()
+        if head.size > end:
+            return Problem(
+                TRUNCATED, f"{head.size} records were written but the log ends at record {end}", seq=end + 1
+            )
+        stored = (head.size, head.last_hash, head.frontier.to_bytes().hex(), head.checkpoint_size)
+        walked = (end, self.prev_hash, self.frontier.to_bytes().hex(), self.latest)
+        for name, says, found in zip(_HEAD_FIELDS, stored, walked, strict=True):
+            if says != found:
+                return Problem(
+                    CORRUPT,
+                    f"the head (where the next record is chained) says its {name} is {_brief(says)}, "
+                    f"but the log's is {_brief(found)}",
+                )
+        return None
+
+    def _orphans(self) -> Problem | None:
+        seq = self.index.rest()
+        if seq:
+            return Problem(EDITED, f"the rule index lists record {seq}, which the log does not hold", seq)
         return None
 
     # one record
@@ -158,6 +244,17 @@ class _Walk:
                 row.seq,
                 row.decision_id,
             )
+        return self._indexed(row, data)
+
+    def _indexed(self, row: Stored, data: dict[str, Any]) -> Problem | None:
+        """The rule index (what `query --rule` reads) must list exactly the rules the record names."""
+        seq, indexed = self.index.take(row.seq)
+        if seq != row.seq:
+            return Problem(EDITED, f"the rule index lists record {seq}, which the log does not hold", seq)
+        named = rules_of(data)
+        if indexed != named:
+            message = f"the rule index lists {_rules(indexed)} but the record names {_rules(named)}"
+            return Problem(EDITED, f"{message}: the index was edited", row.seq, row.decision_id)
         return None
 
     def _order(self, row: Stored, body_seq: Any, expected: int) -> Problem | None:
@@ -176,6 +273,37 @@ class _Walk:
         return Problem(DELETED, f"{missing} missing: deleted from the log", expected)
 
     # checkpoints
+
+    def _saved_signature(self) -> Problem | None:
+        saved = self.saved
+        if saved is None:
+            return None
+        if not saved.signed_by(self.verifier):
+            key = self.verifier.key_id[:16]
+            return Problem(FORGED, f"the saved checkpoint does not verify with the public key {key}")
+        if saved.log_id != self.log_id:
+            return Problem(FORGED, f"the saved checkpoint belongs to log {saved.log_id}, not {self.log_id}")
+        if saved.size < self.anchor.size:
+            raise AuditError(
+                f"the saved checkpoint covers records 1..{saved.size}, which were pruned (the log now starts "
+                f"after record {self.anchor.size}): compare the log with a checkpoint saved since"
+            )
+        return None
+
+    def _saved_reached(self) -> Problem | None:
+        """Once the walk reaches the saved checkpoint's size, the log must hold the tree that it signed."""
+        saved = self.saved
+        if saved is None or saved.size != self.frontier.size:
+            return None
+        self.saved = None
+        if saved.root != self.frontier.root().hex() or saved.head != self.prev_hash:
+            return Problem(
+                REWRITTEN,
+                f"the log's first {saved.size} records do not match the root of the saved checkpoint "
+                f"(signed at {saved.time}): records were replaced after it was saved",
+            )
+        self.held = saved.size
+        return None
 
     def _signature(self, stored: StoredCheckpoint) -> Problem | None:
         try:
@@ -216,15 +344,32 @@ class _Walk:
                 f"{checkpoint.size}: they were rewritten after it was signed",
                 first,
             )
+        if stored.frontier != self.frontier.to_bytes():
+            return Problem(
+                CORRUPT,
+                f"checkpoint {stored.size}: its stored frontier does not match the records it covers "
+                "(pruning at it would be refused)",
+            )
         self.checked += 1
         self.signed = checkpoint.size
         return None
 
 
+_HEAD_FIELDS = ("size", "last hash", "frontier", "checkpoint size")
+
+
+def _brief(value: object) -> str:
+    return f"{value[:16]}..." if isinstance(value, str) and len(value) > 16 else repr(value)
+
+
+def _rules(rules: tuple[str, ...]) -> str:
+    return str(list(rules)) if rules else "no rule"
+
+
 def _object(body: str) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -234,7 +379,7 @@ def _integrity(row: Stored, data: dict[str, Any]) -> str | None:
     try:
         recomputed = record_hash(data)
         canonical = canonical_json(data) == row.body
-    except CanonicalError:
+    except (CanonicalError, RecursionError):
         return "its body holds values that records never hold"
     if recomputed != data.get("hash"):
         return "its contents do not match its hash: a field was edited"

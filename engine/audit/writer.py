@@ -15,12 +15,14 @@ from engine.audit.chain import Chain
 from engine.audit.checkpoint import Checkpoint
 from engine.audit.config import AuditConfig
 from engine.audit.errors import AuditError, AuditUnavailable
+from engine.audit.outage import Outage
 from engine.audit.record import Entry, Record
 from engine.audit.retention import prune
 from engine.audit.store import Store
 
 log = logging.getLogger("palisade.audit")
 HealthListener = Callable[[bool], None]
+CheckpointListener = Callable[[Checkpoint], None]
 # What a failing disk, file system or database raises; anything else is a bug and stops the writer.
 _WRITE_ERRORS = (sqlite3.Error, OSError, AuditError)
 
@@ -58,8 +60,11 @@ class Writer:
     one fsync. In async mode ``submit`` returns at once and a background thread writes. That thread
     also signs time-based checkpoints and, while writing fails, retries every
     ``retry_every_seconds``: meanwhile every ``submit`` gets AuditUnavailable and the writer reports
-    unhealthy, until the first write that works. Async records are committed ``async_flush_ms``
-    after the first of them was queued, so that a busy server writes many per transaction.
+    unhealthy, until a write as large as a batch of records works (a probe of PROBE_BYTES, or the
+    kept records), so that a disk with a few bytes free does not flap. The outage is logged when it
+    starts and when it ends, with the decisions it refused (engine/audit/outage.py), not per decision.
+    Async records are committed ``async_flush_ms`` after the first of them was queued, so that a
+    busy server writes many per transaction. ``on_checkpoint`` hears of each checkpoint signed.
     """
 
     def __init__(
@@ -68,11 +73,16 @@ class Writer:
         chain: Chain,
         config: AuditConfig,
         on_health: HealthListener | None,
+        on_checkpoint: CheckpointListener | None = None,
     ) -> None:
         self._connect = connect
         self._store: Store | None = None
         self._chain = chain
         self._config = config
+        self._on_checkpoint = on_checkpoint
+        self._outage = Outage(
+            log, "audit log cannot be written", "audit log writable again", "refused decision(s)"
+        )
         self._durable = config.durability == "sync"
         self._flush_s = config.async_flush_ms / 1000
         self._flush_at = 0.0  # async: when the queued records are due
@@ -147,6 +157,7 @@ class Writer:
             if self._closing:
                 raise AuditUnavailable("the audit log is closed")
             if not self._healthy:
+                self._outage.cost()
                 raise AuditUnavailable(f"the audit log cannot be written: {self._problem}")
             if len(self._batch.entries) < self._config.queue_size:
                 return
@@ -199,7 +210,8 @@ class Writer:
                 self._checkpoint()
         except Exception:
             log.exception("the audit writer failed on an unexpected error")
-            self._set_unhealthy("the audit writer failed on an unexpected error (see the log)")
+            refused = 0 if batch.finished else len(batch.entries)
+            self._set_unhealthy("the audit writer failed on an unexpected error (see the log)", refused)
         finally:
             if not batch.finished:
                 message = "the audit record could not be written: an unexpected error (see the log)"
@@ -244,7 +256,7 @@ class Writer:
         try:
             results, checkpoint = self._chain.append(self._open(), batch.entries)
         except _WRITE_ERRORS as exc:
-            self._failed(exc)
+            self._failed(exc, refused=len(batch.entries) if self._durable else 0)
             self._reject(batch)
             return
         self._recovered()
@@ -297,6 +309,8 @@ class Writer:
         self._unsigned = False
         self._count(checkpoints=1)
         log.debug("audit checkpoint signed at %d record(s)", checkpoint.size)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(checkpoint)
         if not self._config.retention.enabled:
             return
         try:
@@ -324,20 +338,21 @@ class Writer:
 
     # health
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, refused: int = 0) -> None:
         if self._store is not None:  # a fresh connection for the retry; closing rolls back what was open
             with suppress(sqlite3.Error):
                 self._store.close()
             self._store = None
-        log.error("audit log cannot be written: %s", _describe(exc))
-        self._set_unhealthy(_describe(exc))
+        self._set_unhealthy(_describe(exc), refused)
 
-    def _set_unhealthy(self, problem: str) -> None:
+    def _set_unhealthy(self, problem: str, refused: int = 0) -> None:
+        """Writing fails (``refused`` records were refused for it): logged when it starts, not each time."""
         with self._lock:
             was_healthy, self._healthy, self._problem = self._healthy, False, problem
             self._next_retry = time.monotonic() + self._config.retry_every_seconds
             self._space.notify_all()
             self._work.notify()
+        self._outage.fail(problem, refused)
         if was_healthy and self._on_health is not None:
             self._on_health(False)
 
@@ -346,7 +361,7 @@ class Writer:
             return
         with self._lock:
             self._healthy, self._problem = True, ""
-        log.warning("audit log writable again")
+        self._outage.recover()
         if self._on_health is not None:
             self._on_health(True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from engine.audit.checkpoint import Checkpoint, load_checkpoint
 from engine.audit.config import AuditConfig, Retention
 from engine.audit.errors import AuditError
 from engine.audit.keys import load_signer, load_verifier
@@ -31,7 +33,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Check the chain, every checkpoint signature and Merkle root; exit 1 naming the first broken record."""
     store = _reader(args)
     verifier = load_verifier(Path(args.public_key) if args.public_key else _paths(args).public_key)
-    report = verify_log(store, verifier)
+    report = verify_log(store, verifier, _against(args))
     print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 1
 
@@ -82,9 +84,21 @@ def cmd_tail(args: argparse.Namespace) -> int:
             return 0
 
 
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    """Print the latest signed checkpoint (one JSON line), to keep outside the log for `verify --against`."""
+    stored = _reader(args).last_checkpoint()
+    if stored is None:
+        print(
+            "no signed checkpoint yet (the server signs one within checkpoint_every_seconds)", file=sys.stderr
+        )
+        return 1
+    sys.stdout.write(stored.checkpoint().text())
+    return 0
+
+
 def cmd_prove(args: argparse.Namespace) -> int:
-    """Print an inclusion proof of a record against the latest signed checkpoint (JSON)."""
-    print(json.dumps(prove(_reader(args), args.decision_id), indent=2, ensure_ascii=False))
+    """Print an inclusion proof of a record against the latest signed checkpoint, or --against's (JSON)."""
+    print(json.dumps(prove(_reader(args), args.decision_id, _against(args)), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -97,7 +111,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
         print(f"cannot read {args.proof_file}: {exc}", file=sys.stderr)
         return 2
     try:
-        proven = verify_proof(proof, load_verifier(Path(args.public_key)))
+        proven = verify_proof(proof, load_verifier(Path(args.public_key)), _against(args))
     except ProofError as exc:
         print(f"proof INVALID: {exc}", file=sys.stderr)
         return 1
@@ -149,6 +163,10 @@ def _reader(args: argparse.Namespace) -> Store:
     return Store.open_reader(Path(args.db) if args.db else _paths(args).database)
 
 
+def _against(args: argparse.Namespace) -> Checkpoint | None:
+    return load_checkpoint(Path(args.against)) if args.against else None
+
+
 def _time(text: str | None) -> str:
     """An RFC 3339 / ISO 8601 time (UTC if no offset) in the records' own form, or "" if not given."""
     if not text:
@@ -173,17 +191,27 @@ def _emit(lines: Iterable[str]) -> bool:
 
 
 def _run(command: Command) -> Command:
-    """Turn audit errors into a message and exit status 2."""
+    """Turn audit errors, and a database SQLite cannot read, into a message and exit status 2."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
         except AuditError as exc:
             print(f"palisade audit: {exc}", file=sys.stderr)
-            return 2
+        except sqlite3.Error as exc:
+            print(f"palisade audit: cannot read the audit log: {exc}", file=sys.stderr)
+        return 2
 
     run.__doc__ = command.__doc__
     return run
+
+
+_AGAINST = {
+    "verify": "a checkpoint kept outside the log (`palisade audit checkpoint`, a witness): "
+    "the log must still hold every record it signed",
+    "prove": "prove the record against this checkpoint (kept outside the log) instead of the latest",
+    "verify-proof": "a later checkpoint kept outside the log: the proof must be for the tree it signs",
+}
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
@@ -205,7 +233,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser.set_defaults(func=_run(command))
         return parser
 
-    add("verify", cmd_verify).add_argument("--public-key", help="PEM public key (default: the data dir's)")
+    verify = add("verify", cmd_verify)
+    verify.add_argument("--public-key", help="PEM public key (default: the data dir's)")
+    verify.add_argument("--against", metavar="CHECKPOINT_FILE", help=_AGAINST["verify"])
     add("show", cmd_show).add_argument("decision_id")
     query = add("query", cmd_query)
     query.add_argument("--since", help="records at or after this time (ISO 8601; UTC if no offset)")
@@ -222,10 +252,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add("export", cmd_export).add_argument(
         "--after-seq", type=int, default=0, help="only records after this seq"
     )
-    add("prove", cmd_prove).add_argument("decision_id")
+    add("checkpoint", cmd_checkpoint)
+    prove_cmd = add("prove", cmd_prove)
+    prove_cmd.add_argument("decision_id")
+    prove_cmd.add_argument("--against", metavar="CHECKPOINT_FILE", help=_AGAINST["prove"])
     verify_proof_cmd = add("verify-proof", cmd_verify_proof, store=False)
     verify_proof_cmd.add_argument("proof_file")
     verify_proof_cmd.add_argument("--public-key", required=True, help="the log's PEM public key")
+    verify_proof_cmd.add_argument("--against", metavar="CHECKPOINT_FILE", help=_AGAINST["verify-proof"])
     pubkey = add("pubkey", cmd_pubkey)
     pubkey.add_argument("--signing-key", help="the private key file (default: <data-dir>/audit/signing.key)")
     prune_cmd = add("prune", cmd_prune)

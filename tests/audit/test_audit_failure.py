@@ -8,13 +8,16 @@ tmpfs filled to the last byte (ENOSPC; needs the right to mount, and is skipped 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_helpers import fill, open_log, tmpfs, verify, wait_until
+from audit_helpers import database, fill, open_log, tmpfs, verify, wait_until
 from faults import writes_refused
 
 from engine.audit import AuditConfig, AuditError, AuditLog, AuditPaths, AuditUnavailable, Record
@@ -124,3 +127,52 @@ def test_an_unexpected_error_fails_its_batch_closed_and_the_writer_recovers(
         fill(log, 2)
     report = verify(tmp_path)
     assert report.ok and report.records == 2
+
+
+def _announced(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "palisade.audit" and r.levelno >= logging.WARNING
+    ]
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk under load: not a line per refused decision or per failed retry, but two, with counts."""
+    log = AuditLog.open(tmp_path, AuditConfig(retry_every_seconds=RETRY))
+    fill(log, 1)
+    with writes_refused():
+        for _ in range(50):
+            with pytest.raises(AuditUnavailable):
+                fill(log, 1)
+        time.sleep(20 * RETRY)  # meanwhile the writer retries, and fails, about 20 times
+    wait_until(lambda: log.healthy, "the writer has recovered")
+    log.close()
+    failing, writable = _announced(caplog)
+    assert re.fullmatch(r"audit log cannot be written: .+ \(1 refused decision\(s\) so far\)", failing)
+    assert re.fullmatch(r"audit log writable again after 50 refused decision\(s\) and \d+\.\d s", writable)
+
+
+def test_a_nearly_full_disk_does_not_flap(tiny_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Room for a small write but not for a record: the writer must not report itself writable."""
+    changes: list[bool] = []
+    log = AuditLog.open(tiny_fs / "data", AuditConfig(retry_every_seconds=RETRY), on_health=changes.append)
+    fill(log, 3)
+    with database(tiny_fs / "data") as worker:  # another worker's connection: the WAL stays as it is
+        worker.execute("SELECT size FROM head").fetchone()
+        reserve = tiny_fs / "reserve"
+        reserve.write_bytes(bytes(24 * 1024))
+        _fill_disk(tiny_fs / "filler")
+        reserve.unlink()  # 24 KiB free: a probe of a few bytes fits, a record's transaction does not
+        deadline = time.monotonic() + 50 * RETRY
+        while time.monotonic() < deadline:
+            with pytest.raises(AuditUnavailable):
+                fill(log, 1)
+            time.sleep(RETRY / 4)
+        assert changes == [False]
+        (tiny_fs / "filler").unlink()
+        wait_until(lambda: log.healthy, "the writer has recovered")
+        fill(log, 1)
+    log.close()
+    assert changes == [False, True]
+    assert len(_announced(caplog)) == 2

@@ -156,3 +156,28 @@ def test_a_rewritten_and_rechained_log_is_found_by_the_signed_root(data_dir: Pat
     problem = _problem(data_dir)
     assert (problem.kind, problem.seq) == (REWRITTEN, 11)
     assert "records 11..20 do not match the Merkle root signed in checkpoint 20" in problem.message
+
+
+def test_a_deleted_rule_index_entry_is_found(data_dir: Path) -> None:
+    """`query --rule` reads the rule index: rows deleted from it would hide the record from the query."""
+    with database(data_dir) as conn:
+        conn.execute("DELETE FROM record_rules WHERE seq = 14")
+    problem = _problem(data_dir)
+    assert (problem.kind, problem.seq) == (EDITED, 14)
+    assert "the rule index lists no rule but the record names ['no_ssn']" in problem.message
+
+
+def test_an_added_rule_index_entry_is_found(data_dir: Path) -> None:
+    with database(data_dir) as conn:
+        conn.execute("INSERT INTO record_rules (rule, seq) VALUES ('refunds', 8)")
+    problem = _problem(data_dir)
+    assert (problem.kind, problem.seq) == (EDITED, 8)
+    assert "the rule index lists ['no_ssn', 'refunds'] but the record names ['no_ssn']" in problem.message
+
+
+def test_a_rule_index_entry_for_no_record_is_found(data_dir: Path) -> None:
+    with database(data_dir) as conn:
+        conn.execute("INSERT INTO record_rules (rule, seq) VALUES ('no_ssn', 31)")
+    problem = _problem(data_dir)
+    assert (problem.kind, problem.seq) == (EDITED, 31)
+    assert "the rule index lists record 31, which the log does not hold" in problem.message

@@ -139,3 +139,14 @@ def test_commands_on_a_missing_log_explain(tmp_path: Path, capsys: pytest.Captur
         capsys, "verify", "--data-dir", str(tmp_path), "--public-key", str(tmp_path / "nope")
     )
     assert status == 2 and "nope: cannot read" in err
+
+
+def test_verify_names_a_rule_index_that_hides_a_record_from_query(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with database(data_dir) as conn:
+        conn.execute("DELETE FROM record_rules WHERE seq = 5")
+    _, out, _ = _run(capsys, "query", "--data-dir", str(data_dir), "--rule", "refunds")
+    assert [line["seq"] for line in _lines(out)] == [2]  # the query trusts the index: verify must not
+    status, _, err = _run(capsys, "verify", "--data-dir", str(data_dir))
+    assert status == 1 and "BROKEN at record 5" in err and "the rule index lists no rule" in err
