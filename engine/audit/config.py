@@ -34,6 +34,9 @@ class AuditConfig(BaseModel):
     checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     queue_size: int = Field(default=10_000, ge=1)  # records waiting for the writer; beyond it, append waits
     retry_every_seconds: float = Field(default=1.0, gt=0)  # how often an unhealthy writer tries again
+    # a commit still unfinished after this long (a frozen or stalled disk): unhealthy (NOT_SERVING),
+    # and new records are refused, until it finishes
+    stall_seconds: float = Field(default=5.0, gt=0)
     retention: Retention = Field(default_factory=Retention)
     hmac_key_path: str = ""  # hex key for the content digests; default <data_dir>/audit/hmac.key
     signing_key_path: str = ""  # Ed25519 PEM (PKCS8); default <data_dir>/audit/signing.key

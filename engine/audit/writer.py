@@ -63,7 +63,9 @@ class Writer:
     unhealthy, until a write as large as a batch of records works (a probe of PROBE_BYTES, or the
     kept records), so that a disk with a few bytes free does not flap. The outage is logged when it
     starts and when it ends, with the decisions it refused (engine/audit/outage.py), not per decision.
-    Async records are committed ``async_flush_ms`` after the first of them was queued, so that a
+    A commit still unfinished after ``stall_seconds`` (a frozen disk) makes the writer unhealthy too,
+    and refuses new records, until it finishes: a watchdog thread sees it, since the writing thread
+    cannot. Async records are committed ``async_flush_ms`` after the first of them was queued, so that a
     busy server writes many per transaction. ``on_checkpoint`` hears of each checkpoint signed.
     """
 
@@ -101,8 +103,12 @@ class Writer:
         self._rearm = False  # the first records since a checkpoint: the background thread sets its timer
         self._next_checkpoint = 0.0
         self._stats = WriterStats(0, 0, 0)
+        self._turn_started: float | None = None  # when the turn holder started writing
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="palisade-audit-writer", daemon=True)
         self._thread.start()
+        watchdog = threading.Thread(target=self._watch, name="palisade-audit-watchdog", daemon=True)
+        watchdog.start()
 
     @property
     def healthy(self) -> bool:
@@ -184,6 +190,7 @@ class Writer:
         return max(min(due) - time.monotonic(), 0.0) if due else None
 
     def _take(self) -> _Batch:
+        self._turn_started = time.monotonic()
         taken = self._writing = self._batch
         self._batch = _Batch(self._lock)
         self._space.notify_all()
@@ -191,6 +198,7 @@ class Writer:
 
     def _release(self) -> None:
         self._busy = False
+        self._turn_started = None
         self._writing = None
         self._batch.waiters.notify()  # one of the callers whose records gathered meanwhile takes the turn
         if self._rearm or self._due():  # a checkpoint timer to set, or work that waited for the turn
@@ -365,8 +373,18 @@ class Writer:
         if self._on_health is not None:
             self._on_health(True)
 
+    def _watch(self) -> None:
+        """Every quarter of ``stall_seconds``: a commit running longer than that is a stalled disk."""
+        bound = self._config.stall_seconds
+        while not self._stopped.wait(bound / 4):
+            with self._lock:
+                started, healthy = self._turn_started, self._healthy
+            if healthy and started is not None and time.monotonic() - started > bound:
+                self._set_unhealthy(f"a commit has not finished in {bound:g} s: the disk may be stalled")
+
     def _shut_down(self) -> None:
         """Release every caller still waiting (records a failure left unwritten), then the database."""
+        self._stopped.set()
         with self._lock:
             self._closing = True
             left = [b for b in (self._writing, self._batch) if b is not None and b.entries and not b.finished]
