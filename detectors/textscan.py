@@ -11,6 +11,12 @@ import regex
 from detectors.base import DetectorError
 
 MAX_FINDINGS = 1000
+# A search's timeout guards against catastrophic backtracking, whose time grows faster than the
+# text; a search that reads the text once takes time in proportion to it. So a search gets the
+# configured timeout for each TIMEOUT_CHARS characters of its text (all of it for a shorter text):
+# at the default 50 ms, 1 s for 1,000,000 characters, several times what the slowest shipped
+# pattern needs (benchmarks/LONG_TEXT.md). A pattern that needs more is superlinear on that text.
+TIMEOUT_CHARS = 50_000
 # The regex module can release the interpreter lock (GIL) while it matches. On a short text a match
 # takes microseconds, and taking the lock back can then cost a whole time slice of another busy
 # thread (measured in the server: a 1 us search took 14 us). So a search on a short text first runs
@@ -21,19 +27,32 @@ _HELD_S = 0.001
 T = TypeVar("T")
 
 
+def search_timeout(timeout_s: float, text: str) -> float:
+    """The time a search of ``text`` may take: ``timeout_s`` per TIMEOUT_CHARS characters, at least
+    ``timeout_s``."""
+    return timeout_s * max(1.0, len(text) / TIMEOUT_CHARS)
+
+
 def run_timed(search: Callable[[bool, float], T], text: str, timeout_s: float) -> T:
-    """``search(concurrent, timeout_s)`` on ``text``: first holding the GIL for at most 1 ms if the
-    text is short, then releasing it for the rest of ``timeout_s``. Raises TimeoutError."""
-    if len(text) <= _LONG_TEXT_CHARS and timeout_s > _HELD_S:
+    """``search(concurrent, left_s)`` on ``text`` within ``search_timeout(timeout_s, text)``: first
+    holding the GIL for at most 1 ms if the text is short, then releasing it for the rest.
+
+    Raises TimeoutError, saying "timed out after" the time the search had.
+    """
+    budget_s = left_s = search_timeout(timeout_s, text)
+    if len(text) <= _LONG_TEXT_CHARS and budget_s > _HELD_S:
         try:
             return search(False, _HELD_S)
         except TimeoutError:
-            timeout_s -= _HELD_S
-    return search(True, timeout_s)
+            left_s -= _HELD_S
+    try:
+        return search(True, left_s)
+    except TimeoutError as exc:
+        raise TimeoutError(f"timed out after {budget_s:g}s") from exc
 
 
 def finditer_timed(pattern: regex.Pattern[str], text: str, timeout_s: float) -> Iterator[regex.Match[str]]:
-    """The matches of ``pattern`` in ``text``, all found within ``timeout_s`` (``run_timed``).
+    """The matches of ``pattern`` in ``text``, all found in the time ``run_timed`` gives.
 
     A timeout raises DetectorError, so a scan cut short is never passed off as a clean result.
     """
@@ -46,7 +65,7 @@ def finditer_timed(pattern: regex.Pattern[str], text: str, timeout_s: float) -> 
     try:
         return iter(run_timed(scan, text, timeout_s))
     except TimeoutError as exc:
-        raise DetectorError(f"regex timed out after {timeout_s:g}s") from exc
+        raise DetectorError(f"regex {exc}") from exc
 
 
 # Screens: a substring test that rules a pattern out before the regex engine runs.

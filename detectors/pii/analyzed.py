@@ -52,4 +52,4 @@ class AnalyzedRunner:
                 is not None
             )
         except TimeoutError as exc:
-            raise timed_out(timeout_s) from exc
+            raise timed_out(exc) from exc

@@ -36,10 +36,16 @@ class Tokens:
 
     @classmethod
     def of(cls, text: str, stop: frozenset[str] | None = None) -> Tokens:
-        matches = list(_TOKEN.finditer(text))
-        words = [m[0].lower() for m in matches]
-        ends = [m.end() for m in matches]
-        return cls(words, ends, [m.lastindex == 1 for m in matches], stop or stop_words())
+        words: list[str] = []
+        ends: list[int] = []
+        is_word: list[bool] = []
+        # one match at a time: a list of all of them (the garbage collector tracks each) made the
+        # collector run over and over on a long text, four times the time of the scan itself
+        for m in _TOKEN.finditer(text):
+            words.append(m[0].lower())
+            ends.append(m.end())
+            is_word.append(m.lastindex == 1)
+        return cls(words, ends, is_word, stop or stop_words())
 
     def keyword(self, i: int) -> bool:
         return self.is_word[i] and is_keyword(self.words[i], self.stop)

@@ -370,9 +370,8 @@ def _match(subject: Fn, pattern: str, regexes: dict[str, Any]) -> Fn:
 
         try:
             return run_timed(found, text, env.regex_timeout_s)
-        except TimeoutError:
-            message = f"regex {pattern!r} timed out after {env.regex_timeout_s}s"
-            raise EvalFailure(f"matches {pattern!r}", "regex_timeout", message) from None
+        except TimeoutError as exc:
+            raise EvalFailure(f"matches {pattern!r}", "regex_timeout", f"regex {pattern!r} {exc}") from None
 
     return matches
 
