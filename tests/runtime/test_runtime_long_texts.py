@@ -46,6 +46,15 @@ def test_a_finding_at_the_end_of_a_long_text_decides(evaluators: dict[str, Evalu
     assert "payment_and_identity_numbers" in [m.rule for m in decision.matches]
 
 
+def test_a_long_one_line_answer_that_names_curl_often_is_decided_on_its_content(
+    evaluators: dict[str, Evaluator],
+) -> None:
+    text = "see curl https://example.com/a.tar.gz for the archive; " * 4000  # 220,000 chars, one line
+    decision = evaluators["coding_agent"].evaluate(request_from_dict(request_data(Stage.OUTPUT, text)))
+    assert decision.errors == ()  # the TLS rule's curl ... -k scan is bounded to a command's length
+    assert decision.outcome is Outcome.ALLOW
+
+
 SUPERLINEAR = """\
 ruleset t version "1" {
   on error block
