@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,33 @@ class DetectorError(Exception):
     """A detector could not produce a result (bad input, timeout, model failure)."""
 
 
+class DeadlineExceeded(DetectorError):
+    """The request's deadline passed while a detector worked: it stopped, and has no result."""
+
+
+# The deadline (a time.perf_counter() instant) of the request whose detectors run in this thread now;
+# None: none. The evaluator sets it around a Check's work (run_by, in the detector pool's threads); a
+# detector long at work calls check_deadline between its steps, and a regex search takes no longer
+# than the time left (detectors.textscan.run_timed).
+DEADLINE: ContextVar[float | None] = ContextVar("palisade_deadline", default=None)
+
+
+def run_by(deadline: float | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)`` with ``deadline`` the deadline of the detectors it calls in this thread."""
+    token = DEADLINE.set(deadline)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        DEADLINE.reset(token)
+
+
+def check_deadline() -> None:
+    """Raise DeadlineExceeded if the deadline of the detectors running in this thread has passed."""
+    deadline = DEADLINE.get()
+    if deadline is not None and time.perf_counter() >= deadline:
+        raise DeadlineExceeded("the deadline passed")
+
+
 class Detector(Protocol):
     """A configured detector instance: stateless per call, safe to share across threads.
 
@@ -73,7 +106,8 @@ class Detector(Protocol):
     """
 
     def detect(self, text: str) -> DetectorResult:
-        """Scan ``text``; raise DetectorError when no trustworthy result can be given."""
+        """Scan ``text``; raise DetectorError when no trustworthy result can be given, DeadlineExceeded
+        (check_deadline) when the request's deadline passes before the work is done."""
         ...
 
 

@@ -13,7 +13,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 from tokenizers import Encoding, Tokenizer
 
 from detectors import window_filter
-from detectors.base import WARM_TEXT, DetectorError, DetectorResult, Finding, ModelVersion
+from detectors.base import WARM_TEXT, DetectorError, DetectorResult, Finding, ModelVersion, check_deadline
 from detectors.catalogue import ModelError, ModelInfo, file_sha256, resolve, verify
 from detectors.specs import ClassifierParams, DetectorSettings
 
@@ -130,13 +130,15 @@ class ClassifierDetector:
 
     def detect(self, text: str) -> DetectorResult:
         """Score the windows of ``text`` (those the first pass picks, on a long text); report the best
-        one if it reaches the threshold, with its span and which window it was."""
+        one if it reaches the threshold, with its span and which window it was. Stops between its steps
+        once the request's deadline has passed (DeadlineExceeded)."""
         if not text.strip():
             return DetectorResult()
         windows = _windows(self._tokenizer.encode(text))
+        check_deadline()
         picked = self._filter.pick([w.ids for w in windows]) if self._filter else list(range(len(windows)))
         chosen = [windows[i] for i in picked]
-        scores = np.concatenate([self.scores(batch) for batch in _batches(chosen)])
+        scores = np.concatenate([self._scores_by_deadline(batch) for batch in _batches(chosen)])
         best = int(np.argmax(scores))
         score = float(scores[best])
         if score < self._threshold:
@@ -146,6 +148,11 @@ class ClassifierDetector:
         if len(picked) < len(windows):
             detail += f" ({len(picked)} scored after the first pass)"
         return DetectorResult((Finding(self._label, start, end, round(score, 6), detail),))
+
+    def _scores_by_deadline(self, windows: Sequence[Encoding]) -> npt.NDArray[np.float32]:
+        """``scores(windows)`` if the request's deadline has not passed (DeadlineExceeded if it has)."""
+        check_deadline()
+        return self.scores(windows)
 
     def scores(self, windows: Sequence[Encoding]) -> npt.NDArray[np.float32]:
         """The label's probability for each window (one batched session run)."""

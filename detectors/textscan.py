@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import string
+import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TypeVar
 
 import regex
 
-from detectors.base import DetectorError
+from detectors.base import DEADLINE, DeadlineExceeded, DetectorError
 
 MAX_FINDINGS = 1000
 # A search's timeout guards against catastrophic backtracking, whose time grows faster than the
@@ -34,12 +35,20 @@ def search_timeout(timeout_s: float, text: str) -> float:
 
 
 def run_timed(search: Callable[[bool, float], T], text: str, timeout_s: float) -> T:
-    """``search(concurrent, left_s)`` on ``text`` within ``search_timeout(timeout_s, text)``: first
-    holding the GIL for at most 1 ms if the text is short, then releasing it for the rest.
+    """``search(concurrent, left_s)`` on ``text`` within ``search_timeout(timeout_s, text)``, or the
+    time left to the request's deadline (detectors.base.DEADLINE) if that is less: first holding the
+    GIL for at most 1 ms if the text is short, then releasing it for the rest.
 
-    Raises TimeoutError, saying "timed out after" the time the search had.
+    Raises TimeoutError, saying "timed out after" the time the search had; DeadlineExceeded when the
+    deadline cut it short (or had passed before it began).
     """
-    budget_s = left_s = search_timeout(timeout_s, text)
+    budget_s = search_timeout(timeout_s, text)
+    deadline, cut = DEADLINE.get(), False
+    if deadline is not None and (until_s := deadline - time.perf_counter()) < budget_s:
+        if until_s <= 0:
+            raise DeadlineExceeded("the deadline passed before a regex search")
+        budget_s, cut = until_s, True
+    left_s = budget_s
     if len(text) <= _LONG_TEXT_CHARS and budget_s > _HELD_S:
         try:
             return search(False, _HELD_S)
@@ -48,6 +57,8 @@ def run_timed(search: Callable[[bool, float], T], text: str, timeout_s: float) -
     try:
         return search(True, left_s)
     except TimeoutError as exc:
+        if cut:
+            raise DeadlineExceeded(f"the deadline cut a regex search short after {budget_s:.3g}s") from exc
         raise TimeoutError(f"timed out after {budget_s:g}s") from exc
 
 

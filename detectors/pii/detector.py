@@ -7,7 +7,7 @@ from typing import Any
 from presidio_analyzer import PatternRecognizer
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
-from detectors.base import DetectorError, DetectorResult, Finding, ModelVersion
+from detectors.base import DetectorError, DetectorResult, Finding, ModelVersion, check_deadline
 from detectors.pii.analyzed import AnalyzedRunner
 from detectors.pii.context import Tokens, boosted, stop_words, supportive
 from detectors.pii.findings import Raw, remove_duplicates
@@ -66,10 +66,9 @@ class PiiDetector:
         self.models += (named.model,)
 
     def detect(self, text: str) -> DetectorResult:
-        """Scan ``text``; raise DetectorError when a pattern times out."""
-        found = [
-            r for runner in self._runners for r in runner.run(text, self._timeout_s) if r.type in self._wanted
-        ]
+        """Scan ``text``; raise DetectorError when a pattern times out, DeadlineExceeded when the
+        request's deadline passes (checked between recognizers, and within them)."""
+        found = [r for runner in self._runners for r in self._run(runner, text) if r.type in self._wanted]
         if found:
             found = self._nhs.apply(text, found, self._enhance(text, found), self._timeout_s)
         kept = remove_duplicates([r for r in found if r.score >= self._min_score])
@@ -83,6 +82,10 @@ class PiiDetector:
                 for r in kept[:MAX_FINDINGS]
             )
         )
+
+    def _run(self, runner: Runner, text: str) -> list[Raw]:
+        check_deadline()
+        return runner.run(text, self._timeout_s)
 
     def _enhance(self, text: str, found: list[Raw]) -> list[Raw]:
         """presidio's context step: a recognizer's context word near a finding raises its score.

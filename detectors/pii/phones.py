@@ -6,6 +6,7 @@ from typing import Any
 
 from phonenumbers import Leniency, PhoneNumberMatch, PhoneNumberMatcher
 
+from detectors.base import check_deadline
 from detectors.pii.candidates import Attempt, Candidates
 from detectors.pii.findings import Raw, remove_duplicates
 from detectors.pii.nationals import NationalNumbers, national_numbers
@@ -41,6 +42,7 @@ class _Matcher(PhoneNumberMatcher):
     def _find(self, index: int) -> PhoneNumberMatch | None:
         found = self._candidates.search(index)
         while self._max_tries > 0 and found is not None:
+            check_deadline()  # a text of digits holds a candidate every few characters
             start, candidate = found
             if len(candidate) >= self._min_candidate_length:
                 match = self._extract_match(candidate, start)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.base import DetectorResult, Finding
+from detectors.base import DetectorResult, Finding, check_deadline
 
 # A rough, deliberately generous size of one entry: the key, the OrderedDict slot, the result tuple,
 # and each finding with its strings.
@@ -150,6 +150,7 @@ class CachedScan:
         found: list[Finding] = []
         offset = 0
         for i, part in enumerate(parts):
+            check_deadline()  # a chat of many messages: none scanned once the request's deadline passed
             found += shifted(self.one(part).findings, offset)
             if split == "boundary" and i + 1 < len(parts):
                 found += self._boundary(part, parts[i + 1], offset)

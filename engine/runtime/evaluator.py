@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from detectors.base import (
+    DEADLINE,
     WARM_TEXT,
+    DeadlineExceeded,
     Detector,
     DetectorError,
     DetectorResult,
     Finding,
     ModelVersion,
     models_of,
+    run_by,
     warm_up,
 )
 from detectors.specs import SPECS, CostClass, DetectorSettings
@@ -177,10 +180,14 @@ class Evaluator:
             raise DetectorError(f"{where}: audit excerpts failed their warm-up: {error}")
 
     def evaluate(self, request: Request, timeout_s: float | None = None) -> Decision:
-        """Decide ``request``. Detector failures and deadline misses go through the error policy."""
+        """Decide ``request``. Detector failures and deadline misses go through the error policy: every
+        detector call, inline or prefetched, and every regex search stops at the deadline
+        (detectors.base.DEADLINE), and an evaluation that ends past it is the error policy's."""
         started = time.perf_counter()
         deadline = started + timeout_s if timeout_s is not None else None
         run = _Run(self, request, deadline)
+        # run_by, inline (every Check takes this path): this thread's detectors and regexes see the deadline
+        token = DEADLINE.set(deadline) if deadline is not None else None
         try:
             matches, skipped = run.rules(request.stage)
             return run.decide(matches, skipped, started)
@@ -188,6 +195,8 @@ class Evaluator:
             message = f"evaluation failed: {type(exc).__name__}"
             return self.error_decision("internal_error", message, started)
         finally:
+            if token is not None:
+                DEADLINE.reset(token)
             run.cancel_pending()
             run.env.detect = _finished  # env -> run.detect -> run -> env: break the cycle, so that
             # the run is freed at once rather than by the garbage collector (which costs every call)
@@ -201,7 +210,7 @@ class Evaluator:
         if never_allow and policy.outcome is Outcome.ALLOW:
             policy = DEFAULT_ON_ERROR
         error = EvalError("evaluator", code, message)
-        match = RuleMatch("(evaluator)", -1, policy, policy.reason or message, from_error=True)
+        match = RuleMatch(EVALUATOR_RULE, -1, policy, policy.reason or message, from_error=True)
         return Decision(
             outcome=policy.outcome,
             ruleset=self.graph.name,
@@ -255,6 +264,7 @@ def _detector_run(node: ir.DetectorNode, input_fn: Fn, settings: DetectorSetting
 
 
 DEFAULT_RULE = "(default)"  # the name an error shows when the default's redaction failed
+EVALUATOR_RULE = "(evaluator)"  # the name of the error policy's match when the evaluation as a whole failed
 
 
 class _Run:
@@ -290,7 +300,7 @@ class _Run:
         started = time.perf_counter()
         try:
             result = future.result(self._remaining()) if future else self._call(node_id)
-        except FutureTimeout:
+        except (FutureTimeout, DeadlineExceeded):  # the wait for it, or its work, stopped at the deadline
             failure = EvalFailure(node_id, "deadline_exceeded", f"{node_id}: missed the deadline")
         except DetectorError as exc:
             failure = EvalFailure(node_id, "detector_error", f"{node_id}: {exc}")
@@ -350,8 +360,8 @@ class _Run:
         }
         if pool is None or len(wanted) < 2:
             return
-        for node_id in sorted(wanted):
-            self.futures[node_id] = pool.submit(self._call, node_id)
+        for node_id in sorted(wanted):  # under the request's deadline in the pool's thread too
+            self.futures[node_id] = pool.submit(run_by, self.deadline, self._call, node_id)
 
     def cancel_pending(self) -> None:
         for future in self.futures.values():
@@ -426,6 +436,11 @@ class _Run:
         if outcome is Outcome.FALLBACK:
             redacted, matches = self._redact(matches)
             outcome = max((m.outcome for m in matches), default=graph.default.outcome)
+        ended = time.perf_counter()
+        if self.deadline is not None and ended >= self.deadline:
+            matches = self._past_deadline(matches)
+            outcome = max((m.outcome for m in matches), default=graph.default.outcome)
+            redacted = redacted if outcome is Outcome.FALLBACK else None
         return _new_decision(
             outcome=outcome,
             ruleset=graph.name,
@@ -438,9 +453,19 @@ class _Run:
             redacted=redacted,
             default_applied=not matches,
             default_action=graph.default,
-            duration_us=(time.perf_counter() - started) * 1e6,
+            duration_us=(ended - started) * 1e6,
             timings_us={r.node: r.duration_us for r in self.reports} if self.reports else {},
         )
+
+    def _past_deadline(self, matches: list[RuleMatch]) -> list[RuleMatch]:
+        """The matches of an evaluation that ended past its deadline: with the ruleset's error policy
+        (and its deadline_exceeded error), unless a part of it that missed the deadline already went
+        through an error policy."""
+        if any(e.code == "deadline_exceeded" for e in self.errors):
+            return matches
+        failure = EvalFailure("evaluator", "deadline_exceeded", "the evaluation ended after its deadline")
+        match = self._apply_policy(EVALUATOR_RULE, self.ev.graph.on_error, failure)
+        return [match, *matches] if match is not None else matches
 
     def _redact(self, matches: list[RuleMatch]) -> tuple[str | None, list[RuleMatch]]:
         """Apply every deciding redaction; a failed redaction detector goes to its error policy."""

@@ -10,7 +10,7 @@ from typing import Any
 import regex
 
 from detectors import textforms
-from detectors.base import DetectorResult
+from detectors.base import DeadlineExceeded, DetectorResult
 from detectors.textscan import literal_screen, run_timed
 from dsl import ir
 from dsl.types import ATTRIBUTES, DYN
@@ -372,6 +372,10 @@ def _match(subject: Fn, pattern: str, regexes: dict[str, Any]) -> Fn:
             return run_timed(found, text, env.regex_timeout_s)
         except TimeoutError as exc:
             raise EvalFailure(f"matches {pattern!r}", "regex_timeout", f"regex {pattern!r} {exc}") from None
+        except DeadlineExceeded as exc:  # the request's deadline, not the regex's timeout
+            raise EvalFailure(
+                f"matches {pattern!r}", "deadline_exceeded", f"regex {pattern!r}: {exc}"
+            ) from None
 
     return matches
 
