@@ -10,7 +10,7 @@ from detectors.base import Finding, ModelVersion
 from dsl.ir import ActionNode
 from dsl.types import Outcome
 
-_FALLBACK_PRIORITY = {"reply": 0, "model": 1, "redact": 2}
+FALLBACK_PRIORITY = {"reply": 0, "model": 1, "redact": 2}  # the most conservative fallback first
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ class Decision:
         """The action the caller applies: among tied fallbacks the most conservative (a canned reply,
         then a fallback model, then redaction), else the first deciding match in source order; the
         default's when no rule matched."""
-        deciding = sorted(self.deciding, key=lambda m: _FALLBACK_PRIORITY.get(m.action.fallback, 0))
+        deciding = sorted(self.deciding, key=lambda m: FALLBACK_PRIORITY.get(m.action.fallback, 0))
         if deciding:
             return deciding[0].action
         return self.default_action if self.default_applied else None
