@@ -51,3 +51,9 @@ test: lint typecheck policies traffic pytest
 # Every shipped ruleset's p95 against its budget, over gRPC under load (benchmarks/BUDGETS.md).
 bench-gate: setup
 	$(BIN)/palisade bench --rulesets rulesets --rate 10 --duration 20 --warmup 5 --repeat 5
+
+# The fuzz tests of tests/fuzz at length (thousands of examples a property, new ones each run; `make test`
+# runs them briefly and deterministically). A failure prints the input to keep in tests/fuzz/corpus/.
+.PHONY: fuzz
+fuzz: setup
+	PALISADE_FUZZ=long $(BIN)/pytest tests/fuzz

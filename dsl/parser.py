@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -9,13 +10,18 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import PatternStr
-from lark.tree import Meta
+from lark.tree import Meta, Tree
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic, Span
 
 MAX_SOURCE_BYTES = 1 << 20
 MAX_NESTING = 64
+# Levels of the syntax tree. Brackets are not the only nesting: `not not ...`, `a or b or ...` and
+# `x.lower().trim()...` nest too, and every later stage walks the tree recursively (the shipped
+# rulesets reach 12 levels). A literal number or duration must fit a double, a duration 2**53 us.
+MAX_DEPTH = 200
+MAX_DURATION_US = 2**53
 _UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _TERMINAL_WORDS = {
@@ -94,6 +100,33 @@ def _nesting_depth(text: str) -> tuple[int, int]:
     return deepest, where
 
 
+def _tree_depth(tree: Tree[Token]) -> tuple[int, Tree[Token]]:
+    """The depth of the syntax tree and its deepest subtree, found without recursion."""
+    deepest, where = 0, tree
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest, where = depth, node
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return deepest, where
+
+
+def _depth_problem(file: str, tree: Tree[Token]) -> Diagnostic | None:
+    depth, where = _tree_depth(tree)
+    if depth <= MAX_DEPTH:
+        return None
+    meta = where.meta
+    span = (
+        Span(file, 1, 1, 1, 2)
+        if meta.empty
+        else Span(file, meta.line, meta.column, meta.line, meta.column + 1)
+    )
+    message = f"the syntax tree is {depth} levels deep; the limit is {MAX_DEPTH}"
+    hint = "every `not`, `and`, `or`, `.` and bracket adds a level: split the condition across arms or rules"
+    return Diagnostic("P102", message, span, hint)
+
+
 def _offset_span(file: str, text: str, offset: int) -> Span:
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
@@ -138,6 +171,9 @@ def parse(file: str, text: str) -> tuple[ast.Module | None, list[Diagnostic]]:
         tree = _lark().parse(text)
     except UnexpectedInput as error:
         return None, [_syntax_diagnostic(file, text, error)]
+    too_deep = _depth_problem(file, tree)
+    if too_deep is not None:
+        return None, [too_deep]
     try:
         module: ast.Module = _Builder(file).transform(tree)
     except VisitError as error:
@@ -167,13 +203,23 @@ class _Builder(Transformer[Token, ast.Module]):
         return Span(self.file, line, column, token.end_line or line, token.end_column or column + 1)
 
     def _duration(self, token: Token) -> ast.Duration:
-        micros = parse_duration(str(token))
+        text = str(token)
+        number = text.rstrip("usmh")
+        if float(number) * _UNITS_US[text[len(number) :]] > MAX_DURATION_US:
+            years = round(MAX_DURATION_US / (_UNITS_US["h"] * 24 * 365.25))
+            raise SyntaxProblem(
+                Diagnostic("P103", f"a duration must be at most {years} years", self._tok(token))
+            )
+        micros = parse_duration(text)
         if micros <= 0:
             raise SyntaxProblem(Diagnostic("P103", "a duration must be positive", self._tok(token)))
-        return ast.Duration(micros, str(token))
+        return ast.Duration(micros, text)
 
     def _number(self, token: Token) -> int | float:
         text = str(token)
+        if not math.isfinite(float(text)):
+            message = f"a number of {len(text)} characters is out of range (numbers are doubles)"
+            raise SyntaxProblem(Diagnostic("P103", message, self._tok(token)))
         return float(text) if "." in text else int(text)
 
     # file structure

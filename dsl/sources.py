@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic, Span
-from dsl.parser import parse
+from dsl.parser import MAX_SOURCE_BYTES, parse
 
 Reader = Callable[[str], str]
 
 
 def read_file(path: str) -> str:
+    """The text of a regular file (a FIFO or a device such as /dev/zero would block or never end), up to
+    one character more than the parser takes, so that it reports a file too large (P102)."""
+    mode = os.stat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory: open says "Is a directory"
+        raise OSError(errno.EINVAL, "not a regular file", path)
     with open(path, encoding="utf-8") as handle:
-        return handle.read()
+        return handle.read(MAX_SOURCE_BYTES + 1)
 
 
 class Loader:
@@ -36,7 +43,7 @@ class Loader:
             return
         try:
             text = self.reader(path)
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the path
             span = via or Span(path, 1, 1, 1, 2)
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             code = "P600" if via is not None else "P100"
