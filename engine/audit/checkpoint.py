@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ from engine.audit.errors import AuditError
 from engine.audit.keys import Signer, Verifier
 from engine.audit.merkle import Frontier
 from engine.audit.record import format_time
+from engine.runtime.request import quoted
 
 STATEMENT_TYPE = "palisade.audit.checkpoint/v1"
 _FIELDS = {"type": str, "log_id": str, "key_id": str, "size": int, "root": str, "head": str, "time": str}
@@ -61,7 +61,7 @@ class Checkpoint:
     def signed_by(self, verifier: Verifier) -> bool:
         try:
             signature = base64.b64decode(self.signature, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or ValueError for a signature that is not ASCII
             return False
         return verifier.verify(self.statement.encode("utf-8"), signature)
 
@@ -113,11 +113,13 @@ def _parse_statement(statement: str) -> dict[str, Any]:
         fields = json.loads(statement)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"statement is not JSON: {exc}") from None
+    except RecursionError:
+        raise CheckpointError("statement is JSON nested too deeply") from None
     if not isinstance(fields, dict) or set(fields) != set(_FIELDS):
         raise CheckpointError(f"statement must have exactly the fields {sorted(_FIELDS)}")
     for name, kind in _FIELDS.items():
         if not isinstance(fields[name], kind) or isinstance(fields[name], bool):
             raise CheckpointError(f"statement field {name!r} must be a {kind.__name__}")
     if fields["type"] != STATEMENT_TYPE:
-        raise CheckpointError(f"statement type is {fields['type']!r}, expected {STATEMENT_TYPE!r}")
+        raise CheckpointError(f"statement type is {quoted(fields['type'])}, expected {STATEMENT_TYPE!r}")
     return fields

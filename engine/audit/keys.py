@@ -7,7 +7,7 @@ import hmac
 import secrets
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -101,7 +101,7 @@ def load_verifier(path: Path) -> Verifier:
     data = _read(path)
     try:
         key = serialization.load_pem_public_key(data)
-    except ValueError:
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # a damaged key can name an unknown algorithm
         raise AuditKeyError(f"{path}: not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
         raise AuditKeyError(f"{path}: not an Ed25519 public key")

@@ -425,6 +425,9 @@ def _connect_reader(path: Path, options: str) -> sqlite3.Connection:
     except sqlite3.Error:
         conn.close()
         raise
+    except UnicodeDecodeError:  # SQLite's message quotes a damaged schema, whose bytes need not be UTF-8
+        conn.close()
+        raise sqlite3.DatabaseError("malformed database schema (not UTF-8)") from None
     return conn
 
 

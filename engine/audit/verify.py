@@ -21,6 +21,7 @@ from engine.audit.keys import Verifier
 from engine.audit.merkle import Frontier, leaf_hash
 from engine.audit.record import GENESIS_HASH, record_hash, rules_of
 from engine.audit.store import Anchor, CorruptError, Store, Stored, StoredCheckpoint, StoreError
+from engine.runtime.request import QUOTE_CHARS, quoted
 
 EDITED = "edited"
 DELETED = "deleted"
@@ -43,7 +44,7 @@ class Problem:
     def __str__(self) -> str:
         where = f"record {self.seq}" if self.seq else "log"
         if self.decision_id:
-            where += f" (decision {self.decision_id})"
+            where += f" (decision {_shown(self.decision_id)})"
         return f"{where}: {self.kind}: {self.message}"
 
 
@@ -282,7 +283,10 @@ class _Walk:
             key = self.verifier.key_id[:16]
             return Problem(FORGED, f"the saved checkpoint does not verify with the public key {key}")
         if saved.log_id != self.log_id:
-            return Problem(FORGED, f"the saved checkpoint belongs to log {saved.log_id}, not {self.log_id}")
+            return Problem(
+                FORGED,
+                f"the saved checkpoint belongs to log {_shown(saved.log_id)}, not {_shown(self.log_id)}",
+            )
         if saved.size < self.anchor.size:
             raise AuditError(
                 f"the saved checkpoint covers records 1..{saved.size}, which were pruned (the log now starts "
@@ -300,7 +304,7 @@ class _Walk:
             return Problem(
                 REWRITTEN,
                 f"the log's first {saved.size} records do not match the root of the saved checkpoint "
-                f"(signed at {saved.time}): records were replaced after it was saved",
+                f"(signed at {_shown(saved.time)}): records were replaced after it was saved",
             )
         self.held = saved.size
         return None
@@ -316,7 +320,7 @@ class _Walk:
             )
         if not checkpoint.signed_by(self.verifier):
             other = (
-                f" (it names key {checkpoint.key_id[:16]})"
+                f" (it names key {_shown(checkpoint.key_id[:16])})"
                 if checkpoint.key_id != self.verifier.key_id
                 else ""
             )
@@ -327,7 +331,9 @@ class _Walk:
             )
         if checkpoint.log_id != self.log_id:
             return Problem(
-                FORGED, f"checkpoint {stored.size} belongs to log {checkpoint.log_id}, not {self.log_id}"
+                FORGED,
+                f"checkpoint {stored.size} belongs to log {_shown(checkpoint.log_id)}, "
+                f"not {_shown(self.log_id)}",
             )
         return None
 
@@ -359,7 +365,23 @@ _HEAD_FIELDS = ("size", "last hash", "frontier", "checkpoint size")
 
 
 def _brief(value: object) -> str:
-    return f"{value[:16]}..." if isinstance(value, str) and len(value) > 16 else repr(value)
+    if not isinstance(value, str):
+        return repr(value)
+    if not value.isprintable():
+        return quoted(value, 16)
+    return f"{value[:16]}..." if len(value) > 16 else repr(value)
+
+
+def _shown(value: str) -> str:
+    """Stored text as a one-line message may show it: as is if short and printable, else quoted
+    (repr, cut), so that no stored value can split the verifier's answer or fake a line of it."""
+    if value and value.isprintable() and len(value) <= QUOTE_CHARS:
+        return value
+    return quoted(value)
+
+
+def _quoted(value: object) -> str:
+    return quoted(value) if isinstance(value, str) else repr(value)[:QUOTE_CHARS]
 
 
 def _rules(rules: tuple[str, ...]) -> str:
@@ -402,5 +424,6 @@ def _columns(row: Stored, data: dict[str, Any]) -> str | None:
     for column, value in body.items():
         stored = getattr(row, column)
         if stored != value:
-            return f"column {column} says {stored!r} but the record says {value!r}: the index was edited"
+            says = f"column {column} says {_quoted(stored)} but the record says {_quoted(value)}"
+            return f"{says}: the index was edited"
     return None

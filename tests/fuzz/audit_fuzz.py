@@ -8,7 +8,6 @@ import contextlib
 import io
 import shutil
 import sqlite3
-import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -303,29 +302,8 @@ def _damage_file(path: Path, op: Op) -> None:
     path.write_bytes(bytes(data))
 
 
-# Bugs outside the fuzz suite's reach, each with the function it escapes from. The property skips
-# them (so that it goes on to find others); tests/fuzz/corpus keeps each as an xfail(strict=True) case.
-KNOWN_BUGS = {
-    ("keys.py", "load_verifier"): "a damaged public key can raise cryptography's UnsupportedAlgorithm",
-    ("store.py", "_connect_reader"): "SQLite's message about a damaged schema may not be UTF-8",
-    ("checkpoint.py", "_parse_statement"): "a deeply nested checkpoint statement raises RecursionError",
-    ("checkpoint.py", "signed_by"): "a signature that is not ASCII makes base64 raise ValueError",
-}
-ECHO_BUG = "verify.py puts stored text (a log id, a decision id) into its message raw: a newline splits it"
-
-
 class EchoedNewline(AssertionError):
     """The verifier's one-line answer holds a newline, from a stored value it quoted."""
-
-
-def known_bug(exc: BaseException) -> str | None:
-    """The known bug that raised ``exc`` (the innermost frame of ours that it passed), or None."""
-    if isinstance(exc, EchoedNewline):
-        return ECHO_BUG
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/engine/" in f.filename]
-    if isinstance(exc, AssertionError) or not frames:
-        return None
-    return KNOWN_BUGS.get((Path(frames[-1].filename).name, frames[-1].name))
 
 
 # the oracle

@@ -8,8 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from audit_fuzz import EchoedNewline, assert_verify_answers, copy_log, corrupt
-from cryptography.exceptions import UnsupportedAlgorithm
+from audit_fuzz import assert_verify_answers, copy_log, corrupt
 from fuzz_helpers import CORPUS, corpus_files
 from language_fuzz import assert_compiles_or_explains, compile_text
 from request_fuzz import assert_bytes_decode_or_are_refused
@@ -18,35 +17,6 @@ from dsl.compiler import run
 from engine.config import Limits
 
 KINDS = (".pal", ".bin", ".audit.json")
-# Bugs the fuzzer found outside dsl/ and the request decoder, with the exception each raises: a case
-# passes once its bug is fixed (strict xfail then fails: delete its entry here and in audit_fuzz).
-XFAIL: dict[str, tuple[str, type[BaseException]]] = {
-    "public-key-bit-flip.audit.json": (
-        "engine/audit/keys.py load_verifier: a public key file with one bit flipped raises "
-        "cryptography's UnsupportedAlgorithm, a traceback instead of exit status 2",
-        UnsupportedAlgorithm,
-    ),
-    "schema-byte-not-utf8.audit.json": (
-        "engine/audit/store.py _connect_reader: SQLite's 'malformed schema' message quotes bytes that "
-        "are not UTF-8; UnicodeDecodeError escapes instead of exit status 2",
-        UnicodeDecodeError,
-    ),
-    "deeply-nested-checkpoint.audit.json": (
-        "engine/audit/checkpoint.py _parse_statement: a checkpoint statement of deeply nested JSON "
-        "raises RecursionError, a traceback instead of exit status 1",
-        RecursionError,
-    ),
-    "signature-not-ascii.audit.json": (
-        "engine/audit/checkpoint.py Checkpoint.signed_by: base64 raises ValueError (not binascii.Error) "
-        "for a signature that is not ASCII, a traceback instead of exit status 1",
-        ValueError,
-    ),
-    "log-id-with-newline.audit.json": (
-        "engine/audit/verify.py: the problem message quotes the stored log id (and decision ids) raw, "
-        "so a newline in one makes a two-line answer whose second line can read 'audit log whole: ...'",
-        EchoedNewline,
-    ),
-}
 # What each source that once crashed the compiler gets now.
 EXPECTED = {
     "deep-not-chain.pal": "P102",
@@ -65,15 +35,7 @@ EXPECTED = {
 
 
 def cases(suffix: str) -> list[object]:
-    return [case(path) for path in corpus_files(suffix)]
-
-
-def case(path: Path) -> object:
-    if path.name not in XFAIL:
-        return pytest.param(path, id=path.name)
-    reason, raises = XFAIL[path.name]
-    known_bug = pytest.mark.xfail(strict=True, reason=reason, raises=raises)
-    return pytest.param(path, id=path.name, marks=known_bug)
+    return [pytest.param(path, id=path.name) for path in corpus_files(suffix)]
 
 
 @pytest.mark.parametrize("path", cases(".pal"))
@@ -99,7 +61,7 @@ def test_the_corpus_holds_every_kind_and_nothing_else() -> None:
     names = [path.name for path in CORPUS.iterdir()]
     assert all(any(corpus_files(kind)) for kind in KINDS)
     assert [name for name in names if not name.endswith(KINDS)] == []
-    assert set(XFAIL) | set(EXPECTED) <= set(names)
+    assert set(EXPECTED) <= set(names)
 
 
 @pytest.mark.timeout(20)
