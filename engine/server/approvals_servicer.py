@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import NoReturn, TypeVar
 
@@ -13,6 +14,7 @@ from engine.approvals.approvers import Approvers
 from engine.audit import AuditUnavailable
 from engine.protocol.approvals_codec import approval_to_proto, query_from_proto
 from engine.protocol.wire import apb, apb_grpc
+from engine.server.admission import SHUTTING_DOWN
 
 log = logging.getLogger("palisade.server")
 T = TypeVar("T")
@@ -23,12 +25,19 @@ class ApprovalsServicer(apb_grpc.ApprovalsServicer):
     """Get, List, Resolve, Cancel and Watch over one data directory's approvals.
 
     With ``approvers`` (the approvers file), Resolve needs an approver's token and records that
-    approver's name; the other calls cannot produce an ALLOW and stay open to any caller.
+    approver's name; the other calls cannot produce an ALLOW and stay open to any caller. Once
+    ``stopping`` is set (shutdown), Watch streams end with UNAVAILABLE saying so.
     """
 
-    def __init__(self, approvals: Approvals, approvers: Approvers | None = None) -> None:
+    def __init__(
+        self,
+        approvals: Approvals,
+        approvers: Approvers | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.approvals = approvals
         self.approvers = approvers
+        self.stopping = stopping or threading.Event()
 
     def Get(self, request: apb.GetApprovalRequest, context: grpc.ServicerContext) -> apb.Approval:  # noqa: N802
         return _call(context, lambda: approval_to_proto(self.approvals.get(request.approval_id)))
@@ -75,12 +84,15 @@ class ApprovalsServicer(apb_grpc.ApprovalsServicer):
     def Watch(  # noqa: N802
         self, request: apb.WatchApprovalsRequest, context: grpc.ServicerContext
     ) -> Iterator[apb.ApprovalEvent]:
-        events = watch(
-            self.approvals, approval_id=request.approval_id, queue=request.queue, active=context.is_active
-        )
+        def active() -> bool:
+            return context.is_active() and not self.stopping.is_set()
+
+        events = watch(self.approvals, approval_id=request.approval_id, queue=request.queue, active=active)
         while True:
             step = _call(context, lambda: next(events, None))
             if step is None:
+                if self.stopping.is_set():
+                    _abort(context, grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
                 return
             event, approval = step
             yield apb.ApprovalEvent(event=event, approval=approval_to_proto(approval))

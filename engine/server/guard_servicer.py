@@ -14,19 +14,31 @@ from engine.protocol.request_codec import InvalidRequest, request_from_proto
 from engine.protocol.response_codec import response_from_decision
 from engine.protocol.wire import pb, pb_grpc
 from engine.runtime.registry import UnknownRuleset
+from engine.server.admission import Delay, time_left_s
 
 log = logging.getLogger("palisade.server")
-# gRPC reports "no deadline" as a deadline at the end of time; anything this far off is none.
-_NO_DEADLINE_S = 365 * 24 * 3600.0
 
 
 class GuardServicer(pb_grpc.GuardServicer):
     """Thin: the decision, its approvals and its audit record are Guard's; this adapts gRPC to it."""
 
-    def __init__(self, guard: Guard, config: ServeConfig) -> None:
+    def __init__(self, guard: Guard, config: ServeConfig, delay: Delay) -> None:
         self.guard = guard
         self.limits = config.limits
         self.margin_s = config.deadline_margin_ms / 1000
+        self.default_delay = delay
+
+    def delay(self, request: pb.CheckRequest) -> Delay:
+        """How long a Check may wait for a worker thread: the default (``max_queue_delay_ms``), or
+        its ruleset's budget p95 when that is longer."""
+        try:
+            graph = self.guard.registry.get(request.ruleset, request.version).graph
+        except UnknownRuleset:  # answered NOT_FOUND once in
+            return self.default_delay
+        budget_s = graph.budget_p95_us / 1e6
+        if budget_s <= self.default_delay.seconds:
+            return self.default_delay
+        return Delay(budget_s, f"the budget p95 of ruleset {graph.name} ({budget_s * 1000:g} ms)")
 
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:  # noqa: N802
         started = time.perf_counter()
@@ -60,10 +72,8 @@ class GuardServicer(pb_grpc.GuardServicer):
     def _timeout_s(self, context: grpc.ServicerContext) -> float | None:
         """The evaluation's share of the call's deadline: what remains, less time to send the reply;
         None (Guard's default) when the call has no deadline."""
-        remaining = context.time_remaining()
-        if remaining is None or remaining > _NO_DEADLINE_S:
-            return None
-        return max(remaining - self.margin_s, 0.0)
+        remaining = time_left_s(context)
+        return None if remaining is None else max(remaining - self.margin_s, 0.0)
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
