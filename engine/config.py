@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detectors.specs import DetectorSettings
 from engine.audit.config import AuditConfig
+from engine.envoy.config import EnvoyConfig
 
 
 class Limits(BaseModel):
@@ -93,6 +94,7 @@ class ServeConfig(BaseModel):
     tls: Tls = Field(default_factory=Tls)  # the [tls] table: off unless a certificate is given
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)  # the [approvals] table
     audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
+    envoy: EnvoyConfig = Field(default_factory=EnvoyConfig)  # the [envoy] table: Envoy's ext_proc, off
 
     @property
     def detector_settings(self) -> DetectorSettings:

@@ -14,9 +14,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmarks", "training"),  # the repository's scripts: they import the product, never the reverse
     ("engine.cli",),  # the `palisade` commands, `palisade bench` among them
     ("engine.server", "engine.client"),  # the front doors: adapt a protocol to Guard, or call one
+    ("engine.envoy",),  # the Envoy ext_proc front door, which engine.server hosts in each worker
     ("engine.protocol",),  # the gRPC wire: generated code and the proto <-> domain codecs
     ("engine.guard",),  # the Check use case
     ("engine.config",),  # the service's settings
+    ("engine.envoy.config",),  # the [envoy] table's model: engine.config holds it, engine.envoy reads it
     ("engine.approvals",),
     ("engine.audit",),
     ("engine.runtime",),  # requests, decisions, the evaluator, the registry
@@ -94,6 +96,11 @@ def test_imports_go_down_the_layers() -> None:
         ("engine.guard", "benchmarks.runner", False),  # the product never imports the scripts
         ("dsl.parser", "engine.runtime.request", False),
         ("engine.server.app", "engine.guard", True),
+        ("engine.server.app", "engine.envoy.server", True),  # the server process hosts the processor
+        ("engine.envoy.processor", "engine.server.app", False),
+        ("engine.envoy.checks", "engine.protocol.request_codec", True),  # the same limits as gRPC
+        ("engine.config", "engine.envoy.config", True),
+        ("engine.envoy.config", "engine.config", False),
         ("benchmarks.compare", "engine.cli.bench.runner", True),
     ],
 )
@@ -117,7 +124,11 @@ def _third_party_users(top: str) -> set[str]:
         ("onnxruntime", {"detectors", "benchmarks", "training"}),
         ("presidio_analyzer", {"detectors", "benchmarks"}),
         ("transformers", {"training"}),
-        ("grpc", {"engine.server", "engine.client", "engine.protocol", "engine.cli", "benchmarks"}),
+        (
+            "grpc",
+            {"engine.server", "engine.client", "engine.envoy", "engine.protocol", "engine.cli", "benchmarks"},
+        ),
+        ("envoy", {"engine.envoy"}),  # xds-protos: Envoy's generated messages (engine/envoy/wire.py)
     ],
 )
 def test_third_party_packages_stay_in_their_layer(top: str, allowed: set[str]) -> None:

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from dsl.diagnostics import CompileError
 from engine.approvals.approvers import Approvers, ApproversError
 from engine.config import ServeConfig
+from engine.envoy.server import EnvoyServer
 from engine.guard import Guard, StartError, check_rulesets
 from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb, pb
 from engine.runtime.registry import Registry
@@ -78,6 +79,9 @@ class GuardServer:
         self.service_pool = ThreadPoolExecutor(SERVICE_THREADS, thread_name_prefix="palisade-service")
         self.server = self._build(reuse_port, approvers)
         self.port = 0
+        self.envoy: EnvoyServer | None = None  # Envoy's ext_proc ([envoy]), over the same Guard
+        if config.envoy.enabled:
+            self.envoy = EnvoyServer(self.guard, config.envoy, config.limits, reuse_port=reuse_port)
 
     @property
     def registry(self) -> Registry:
@@ -117,6 +121,8 @@ class GuardServer:
         if not self.port:
             raise StartError(f"listen: cannot bind {self.config.listen}")
         self.server.start()
+        if self.envoy is not None:
+            self.envoy.start()
         self._set_serving(self.guard.healthy)
         return self.port
 
@@ -183,6 +189,8 @@ class GuardServer:
         self.health.enter_graceful_shutdown()
         self.admission.close()
         stopped = self.server.stop(grace_s)
+        if self.envoy is not None:
+            self.envoy.stop(grace_s)
         self.admission.drain(grace_s)
         stopped.wait()
         self.admission.pool.shutdown(wait=True)
@@ -286,6 +294,8 @@ def serve(
     host, _ = host_port(config.listen)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log.info("worker %d serving %d ruleset(s) on %s", os.getpid(), len(server.registry.by_key), listen)
+    if server.envoy is not None:
+        log.info("worker %d serving Envoy's ext_proc on %s:%d", os.getpid(), host, server.envoy.port)
     if server.approvers is None:
         log.warning("approvals: no approvers_file, so any caller can answer an approval under any name")
     if ready is not None:

@@ -1,0 +1,237 @@
+"""The ExternalProcessor servicer: each HTTP exchange through Envoy becomes Checks, their answers Envoy's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import grpc
+
+from dsl.types import Outcome, Stage
+from engine.config import Limits
+from engine.envoy import wire
+from engine.envoy.checks import Answer, Asked, Caller, Checks, Verdict, refusal, verdict
+from engine.envoy.config import EnvoyConfig
+from engine.envoy.openai import (
+    BodyError,
+    Chat,
+    Slot,
+    ToolUse,
+    error_body,
+    parse_completion,
+    parse_request,
+    reply_chunks,
+    reply_completion,
+    rewritten,
+)
+from engine.envoy.sse import DONE, StreamError, data_event, event
+from engine.envoy.stream import StreamGuard
+from engine.guard import Guard
+from engine.protocol.request_codec import InvalidRequest
+from engine.runtime.registry import UnknownRuleset
+from engine.runtime.request import Principal
+
+log = logging.getLogger("palisade.envoy")
+JSON = "application/json"
+SSE = "text/event-stream"
+Ask = tuple[Stage, list[Slot], ToolUse | None]
+
+
+class ExternalProcessor:
+    """Thin: decisions, approvals and audit records are Guard's; this adapts Envoy's ext_proc to it.
+
+    One ``Process`` stream is one HTTP exchange; each of its messages gets exactly one answer."""
+
+    def __init__(self, guard: Guard, config: EnvoyConfig, limits: Limits) -> None:
+        self.guard = guard
+        self.config = config
+        self.limits = limits
+
+    def Process(self, requests: Iterable[Any], context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
+        exchange = Exchange(self.guard, self.config, self.limits)
+        for request in requests:
+            yield exchange.answer(request)
+
+
+class Exchange:
+    """One HTTP exchange: its request headers say who asks and which ruleset applies; its request
+    body is checked whole (BUFFERED); its response is checked whole (JSON, BUFFERED) or as it
+    streams (SSE, STREAMED), the mode chosen on the response headers."""
+
+    def __init__(self, guard: Guard, config: EnvoyConfig, limits: Limits) -> None:
+        self.guard = guard
+        self.config = config
+        self.limits = limits
+        self.checks: Checks | None = None
+        self.chat: Chat | None = None
+        self.stream: StreamGuard | None = None
+        self._handlers: dict[str, Callable[[Any], Any]] = {
+            "request_headers": self._request_headers,
+            "request_body": self._request_body,
+            "response_headers": self._response_headers,
+            "response_body": self._response_body,
+        }
+
+    def answer(self, request: Any) -> Any:
+        """The one answer Envoy needs to ``request``; never raises."""
+        part = wire.kind(request)
+        handler = self._handlers.get(part)
+        if handler is None:  # trailers, which go on as they are
+            return wire.proceed(part)
+        try:
+            return handler(request)
+        except (BodyError, StreamError, InvalidRequest) as exc:
+            return self._fail(part, _cannot_check(part, str(exc)))
+        except UnknownRuleset as exc:
+            return self._fail(part, Answer(500, error_body(str(exc), "server_error", "unknown_ruleset")))
+        except Exception:  # a bug here must cost one exchange, and must never let it through
+            log.exception("ext_proc %s failed", part)
+            message = "Palisade could not check this; its log has the details"
+            return self._fail(part, Answer(500, error_body(message, "server_error", "internal_error")))
+
+    def _request_headers(self, request: Any) -> Any:
+        headers = wire.headers_of(request)
+        path = headers.get(":path", "").partition("?")[0]
+        if headers.get(":method") == "POST" and path in self.config.chat_paths:
+            self.checks = Checks(self.guard, self.limits, self._caller(headers, wire.route_name(request)))
+            return wire.proceed("request_headers", remove=("accept-encoding",))  # bodies Palisade can read
+        if self.config.other_paths == "allow":
+            return wire.proceed("request_headers", skip_bodies=True)
+        guarded = ", ".join(self.config.chat_paths)
+        message = f"this gateway passes only POST {guarded}; {headers.get(':method')} {path} is refused"
+        return _immediate(Answer(403, error_body(message, "invalid_request_error", "not_guarded")))
+
+    def _caller(self, headers: dict[str, str], route: str) -> Caller:
+        config = self.config
+        ruleset = headers.get(config.ruleset_header, "") or config.routes.get(route, "") or config.ruleset
+        roles = headers.get(config.roles_header, "").split(",")
+        principal = Principal(
+            id=headers.get(config.principal_header, ""),
+            tenant=headers.get(config.tenant_header, ""),
+            roles=tuple(role.strip() for role in roles if role.strip()),
+        )
+        metadata = {key: headers[name] for key, name in config.metadata_headers.items() if name in headers}
+        approval_id = headers.get(config.approval_header, "")
+        return Caller(ruleset, principal, metadata, headers.get("x-request-id", ""), approval_id)
+
+    def _request_body(self, request: Any) -> Any:
+        raw, _ = wire.body_of(request)
+        if len(raw) > self.config.max_body_bytes:
+            message = f"the request body is {len(raw)} bytes, over the limit of {self.config.max_body_bytes}"
+            return _immediate(Answer(413, error_body(message, "invalid_request_error", "body_too_large")))
+        chat = self.chat = parse_request(raw, self.config.input_roles)
+        asks: list[Ask] = [(Stage.INPUT, list(chat.texts), None)] if chat.texts else []
+        asks += [(Stage.TOOL_CALL, [], call) for call in chat.tool_calls]
+        asks += [(Stage.TOOL_RESULT, [r.result], r) for r in chat.tool_results if r.result is not None]
+        found = verdict(self._ask(asks))
+        if found.outcome in (Outcome.BLOCK, Outcome.ESCALATE):
+            return _immediate(self._refusal(found))
+        if found.reply is not None:
+            reply = self._reply(found, chat.model, chat.stream)
+            return _immediate(replace(reply, body=reply.body + DONE) if chat.stream else reply)
+        if found.model or found.texts:
+            return _rewrite("request_body", rewritten(chat.body, found.texts, found.model))
+        return wire.proceed("request_body")
+
+    def _ask(self, asks: Iterable[Ask]) -> list[Asked]:
+        """The Checks, in order, until one blocks (nothing after it can change the answer)."""
+        done: list[Asked] = []
+        for stage, slots, tool in asks:
+            done.append(self._checks().check(stage, slots, tool))
+            if done[-1].checked.decision.outcome is Outcome.BLOCK:
+                break
+        return done
+
+    def _response_headers(self, request: Any) -> Any:
+        headers = wire.headers_of(request)
+        kind = headers.get("content-type", "").partition(";")[0].strip().lower()
+        if headers.get(":status") != "200":  # the upstream's own errors pass as they are
+            return wire.proceed("response_headers", response_body_mode=wire.NONE)
+        if headers.get("content-encoding", "identity") != "identity" or kind not in (JSON, SSE):
+            what = (
+                f"content-type {kind or 'none'}, content-encoding {headers.get('content-encoding', 'none')}"
+            )
+            return _immediate(
+                _cannot_check("response_headers", f"a completion Palisade cannot read ({what})")
+            )
+        if kind == SSE:
+            stop = self._stream_end
+            self.stream = StreamGuard(
+                self._checks(), self.config.stream_hold_chars, self.config.max_body_bytes, stop
+            )
+            return wire.proceed(
+                "response_headers", remove=("content-length",), response_body_mode=wire.STREAMED
+            )
+        return wire.proceed("response_headers", response_body_mode=wire.BUFFERED)
+
+    def _response_body(self, request: Any) -> Any:
+        raw, end = wire.body_of(request)
+        if self.stream is not None:
+            out = self.stream.feed(raw, end)
+            return wire.proceed("response_body", body=None if out == raw else out)
+        chat = parse_completion(raw)
+        asks: list[Ask] = [(Stage.OUTPUT, [slot], None) for slot in chat.texts]
+        asks += [(Stage.TOOL_CALL, [], call) for call in chat.tool_calls]
+        found = verdict(self._ask(asks))
+        if found.outcome in (Outcome.BLOCK, Outcome.ESCALATE) or found.model:
+            return _immediate(self._refusal(found))
+        if found.reply is not None:
+            return _rewrite("response_body", self._reply(found, chat.model, stream=False).body)
+        if found.texts:
+            return _rewrite("response_body", rewritten(chat.body, found.texts))
+        return wire.proceed("response_body")
+
+    def _stream_end(self, found: Verdict) -> bytes:
+        """The events that end a stream for ``found``: the canned reply, or the error."""
+        if found.reply is not None:
+            return self._reply(found, self.chat.model if self.chat is not None else "", stream=True).body
+        return data_event(self._refusal(found).body)
+
+    def _refusal(self, found: Verdict) -> Answer:
+        assert found.deciding is not None
+        return refusal(found.deciding, self.config.approval_header)
+
+    def _reply(self, found: Verdict, model: str, stream: bool) -> Answer:
+        """The canned reply as an answer: a completion, or the events of a stream (without [DONE])."""
+        assert found.deciding is not None and found.reply is not None
+        reply_id = f"chatcmpl-palisade-{found.deciding.decision_id}"
+        headers = {"x-palisade-decision-id": found.deciding.decision_id}
+        if stream:
+            body = b"".join(event(c) for c in reply_chunks(model, found.reply, reply_id))
+            return Answer(200, body, headers | {"content-type": SSE})
+        body = reply_completion(model, found.reply, reply_id)
+        return Answer(200, body, headers | {"content-type": JSON})
+
+    def _checks(self) -> Checks:
+        assert self.checks is not None
+        return self.checks
+
+    def _fail(self, part: str, answer: Answer) -> Any:
+        """``answer`` in place of the exchange: an error event that ends a stream already under way,
+        else an immediate response."""
+        if part == "response_body" and self.stream is not None:
+            return wire.proceed(part, body=self.stream.fail(data_event(answer.body)))
+        return _immediate(answer)
+
+
+def _cannot_check(part: str, why: str) -> Answer:
+    """A body Palisade cannot check: the client's (400) or the upstream's (502); never let through."""
+    if part.startswith("request"):
+        return Answer(400, error_body(why, "invalid_request_error", "invalid_body"))
+    return Answer(
+        502,
+        error_body(
+            f"the upstream's answer cannot be checked: {why}", "server_error", "invalid_upstream_body"
+        ),
+    )
+
+
+def _immediate(answer: Answer) -> Any:
+    headers = {"content-type": JSON} | answer.headers
+    return wire.immediate(answer.status, answer.body, headers, f"palisade_{answer.status}")
+
+
+def _rewrite(part: str, body: bytes) -> Any:
+    return wire.proceed(part, body=body, set_headers={"content-length": str(len(body))})

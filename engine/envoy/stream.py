@@ -1,0 +1,206 @@
+"""A streamed chat completion checked as it passes: text held back by a bounded window, tool calls whole.
+
+The bound: text leaves only once ``hold`` characters have arrived after it, so any match of up to
+``hold`` characters is checked (at `output`) before any of it leaves. A Check is made each time
+``2 * hold`` characters wait, on the text waiting (at most ``2 * hold`` plus one event's text), and
+at the end of the answer on what is left; so no more than that is ever held back. A tool call is
+held until its arguments are complete (the next tool call starts, or the answer ends), then
+checked at `tool_call`. Whatever the outcome stops the answer (BLOCK, ESCALATE, a fallback reply
+or model), the client gets what already left, then an error event (or the canned reply) and
+``[DONE]``; the rest of the upstream's stream is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsl.types import Outcome, Stage
+from engine.envoy.checks import Asked, Checks, Verdict, verdict
+from engine.envoy.openai import BodyError, Slot, ToolUse, tool_arguments
+from engine.envoy.sse import DONE, Event, Reassembler, StreamError, event
+
+Stopper = Callable[[Verdict], bytes]  # the bytes that end a stream for a verdict that stops it
+
+
+@dataclass(slots=True)
+class _Held:
+    """An event not yet sent: its text (delta content), the tool call it carries part of, if cleared."""
+
+    event: Event
+    chunk: dict[str, Any]
+    text: str = ""
+    tool: int | None = None
+    cleared: bool = False
+    changed: bool = False  # its chunk was rewritten: send the chunk, not the event as received
+
+
+@dataclass(slots=True)
+class _ToolCall:
+    name: str = ""
+    arguments: str = ""
+    events: list[_Held] = field(default_factory=list)
+
+
+class StreamGuard:
+    """Checks one streamed completion; ``feed`` takes each body chunk and gives what may leave now."""
+
+    def __init__(self, checks: Checks, hold: int, max_bytes: int, stop: Stopper) -> None:
+        self.checks = checks
+        self.hold = hold
+        self.stop = stop
+        self.stopped = False
+        self._events = Reassembler(max_bytes)
+        self._held: list[_Held] = []
+        self._tool: tuple[int, _ToolCall] | None = None
+        self._ending = b""
+
+    def feed(self, chunk: bytes, end: bool) -> bytes:
+        """What may leave after ``chunk`` (all that is left when ``end``); raises StreamError and
+        request_codec.InvalidRequest when the stream cannot be checked."""
+        if self.stopped:
+            return b""
+        out = bytearray()
+        events = self._events.feed(chunk) + (self._events.finish() if end else [])
+        for received in events:
+            out += self._take(received)
+            if self.stopped:
+                return bytes(out)
+        if end:
+            out += self._flush()
+        return bytes(out)
+
+    def fail(self, last: bytes) -> bytes:
+        """End the stream now: what was cleared, then ``last`` and ``[DONE]``."""
+        self._end(last)
+        return self._release()
+
+    def _take(self, received: Event) -> bytes:
+        if received.done:
+            return self._flush() + (b"" if self.stopped else received.raw)
+        if not received.data:  # a comment or a keep-alive
+            self._held.append(_Held(received, {}, cleared=True))
+            return self._release()
+        held = _held(received)
+        self._held.append(held)
+        self._tool_parts(held)
+        if not self.stopped and _finished(held.chunk):
+            return self._flush()
+        if not self.stopped and self._waiting_chars() >= 2 * self.hold:
+            self._check_text(flush=False)
+        return self._release()
+
+    def _tool_parts(self, held: _Held) -> None:
+        """Add the tool call fragments of ``held`` to the call they belong to; a call is checked
+        once the next one starts."""
+        for part in _delta(held.chunk).get("tool_calls") or []:
+            if not isinstance(part, dict):
+                raise StreamError("a tool call fragment that is not an object")
+            index = part.get("index", 0)
+            if self._tool is not None and self._tool[0] != index:
+                self._check_tool()
+            if self._tool is None:
+                self._tool = (index, _ToolCall())
+            call, function = self._tool[1], part.get("function") or {}
+            call.name += function.get("name") or ""
+            call.arguments += function.get("arguments") or ""
+            if len(call.arguments) > self._events.max_bytes:
+                raise StreamError(f"a tool call's arguments longer than {self._events.max_bytes} characters")
+            held.tool, held.cleared = index, False
+            call.events.append(held)
+
+    def _waiting_chars(self) -> int:
+        return sum(len(h.text) for h in self._held if not h.cleared)
+
+    def _flush(self) -> bytes:
+        """Check what waits (the open tool call, the text), then send it all."""
+        if self._tool is not None:
+            self._check_tool()
+        if not self.stopped and self._waiting_chars():
+            self._check_text(flush=True)
+        return self._release()
+
+    def _check_text(self, flush: bool) -> None:
+        waiting = [h for h in self._held if h.text and not h.cleared]
+        slot = Slot((), "assistant", "".join(h.text for h in waiting))
+        found = self._apply(self.checks.check(Stage.OUTPUT, [slot]))
+        if self.stopped:
+            return
+        if found.texts:
+            _rewrite(waiting, found.texts[()])
+            flush = True
+        kept = 0
+        for held in reversed(waiting):
+            if (flush or kept >= self.hold) and held.tool is None:
+                held.cleared = True
+            kept += len(held.text)
+
+    def _check_tool(self) -> None:
+        assert self._tool is not None
+        _, call = self._tool
+        self._tool = None
+        try:
+            arguments = tool_arguments(call.arguments, f"the arguments of tool call {call.name!r}")
+        except BodyError as exc:
+            raise StreamError(str(exc)) from None
+        self._apply(self.checks.check(Stage.TOOL_CALL, tool=ToolUse(call.name, arguments)))
+        for held in call.events:
+            held.cleared = True
+
+    def _apply(self, asked: Asked) -> Verdict:
+        found = verdict([asked])
+        if found.outcome in (Outcome.BLOCK, Outcome.ESCALATE) or found.reply is not None or found.model:
+            self._end(self.stop(found))
+        return found
+
+    def _end(self, last: bytes) -> None:
+        """Stop: what was cleared may leave, then ``last`` and ``[DONE]``; the rest is dropped."""
+        self._ending = self._release() + last + DONE
+        self.stopped = True
+        self._held.clear()
+
+    def _release(self) -> bytes:
+        """The cleared events at the front, in order (once stopped: the stream's ending)."""
+        if self.stopped:
+            ending, self._ending = self._ending, b""
+            return ending
+        out = bytearray()
+        while self._held and self._held[0].cleared:
+            held = self._held.pop(0)
+            out += event(held.chunk) if held.changed else held.event.raw
+        return bytes(out)
+
+
+def _held(received: Event) -> _Held:
+    try:
+        chunk = json.loads(received.data)
+    except ValueError:
+        raise StreamError("an event whose data is not JSON") from None
+    if not isinstance(chunk, dict):
+        raise StreamError("an event whose data is not a JSON object")
+    text = _delta(chunk).get("content")
+    return _Held(received, chunk, text if isinstance(text, str) else "", cleared=not text)
+
+
+def _delta(chunk: dict[str, Any]) -> dict[str, Any]:
+    choices = chunk.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    delta = first.get("delta")
+    return delta if isinstance(delta, dict) else {}
+
+
+def _finished(chunk: dict[str, Any]) -> bool:
+    choices = chunk.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+
+
+def _rewrite(waiting: list[_Held], text: str) -> None:
+    """Put the redacted ``text`` in the first waiting event and empty the others (their log
+    probabilities, which would show the tokens, go too)."""
+    for i, held in enumerate(waiting):
+        held.changed = True
+        for choice in held.chunk.get("choices") or []:
+            choice.pop("logprobs", None)
+            choice["delta"]["content"] = text if i == 0 else ""

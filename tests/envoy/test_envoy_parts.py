@@ -1,0 +1,106 @@
+"""The pieces on their own: SSE reassembly, redactions put back, the ruleset chosen, trailers."""
+
+from __future__ import annotations
+
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+
+from engine.config import Limits
+from engine.envoy.config import EnvoyConfig
+from engine.envoy.openai import BodyError, parse_request, split_redacted
+from engine.envoy.processor import Exchange
+from engine.envoy.sse import Reassembler, StreamError
+from engine.guard import Guard
+
+EVENTS = b'data: {"a": 1}\n\n: keep-alive\n\ndata: {"b":\ndata: 2}\r\n\r\ndata: [DONE]\n\n'
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, len(EVENTS)])
+def test_events_split_anywhere_are_reassembled(size: int) -> None:
+    events = Reassembler(1024)
+    found = [e for i in range(0, len(EVENTS), size) for e in events.feed(EVENTS[i : i + size])]
+    assert [e.data for e in found] == ['{"a": 1}', "", '{"b":\n2}', "[DONE]"]
+    assert found[-1].done and not events.finish()
+
+
+def test_an_event_without_its_blank_line_ends_the_body() -> None:
+    events = Reassembler(1024)
+    assert events.feed(b'data: {"a": 1}') == []
+    assert [e.data for e in events.finish()] == ['{"a": 1}']
+
+
+def test_an_event_over_the_limit_is_refused() -> None:
+    with pytest.raises(StreamError):
+        Reassembler(16).feed(b"data: " + b"x" * 32)
+
+
+@pytest.mark.parametrize(
+    ("texts", "redacted", "expected"),
+    [
+        (["a b@c.de", "x"], "a <E>\nx", ["a <E>", "x"]),
+        (
+            ["one\ntwo b@c.de", "three", "f@g.hi four"],
+            "one\ntwo <E>\nthree\n<E> four",
+            ["one\ntwo <E>", "three", "<E> four"],
+        ),
+        (["key -----BEGIN", "END----- tail"], "key <K> tail", ["key <K> tail", ""]),  # a span over two texts
+        (["same\nsame", "same"], "same\n<E>\nsame", ["same\n<E>", "same"]),
+    ],
+)
+def test_redactions_go_back_to_their_texts(texts: list[str], redacted: str, expected: list[str]) -> None:
+    assert split_redacted(texts, redacted) == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": 1}}]}]}',
+        b'{"messages": [{"role": "user", "content": 3}]}',
+        b'{"messages": [{"role": "user", "content": "hi"}], "stream": true, "n": 2}',
+    ],
+)
+def test_bodies_palisade_cannot_check_are_errors(body: bytes) -> None:
+    with pytest.raises(BodyError):
+        parse_request(body, ("user",))
+
+
+def test_trailers_go_on_as_they_are(guard: Guard) -> None:
+    exchange = Exchange(guard, EnvoyConfig(ruleset="gateway"), Limits())
+    for part in ("request_trailers", "response_trailers"):
+        answer = exchange.answer(ep.ProcessingRequest(**{part: ep.HttpTrailers()}))
+        assert answer.WhichOneof("response") == part
+
+
+def _exchange_status(config: EnvoyConfig, guard: Guard, headers: dict[str, str], route: str) -> int:
+    """The status Palisade answers a chat about the forbidden topic with (200: it let it through)."""
+    exchange = Exchange(guard, config, Limits())
+    names = {":method": "POST", ":path": "/v1/chat/completions"} | headers
+    values = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in names.items()]
+    first = ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=base_pb2.HeaderMap(headers=values)))
+    first.attributes["envoy.filters.http.ext_proc"].update({"xds.route_name": route})
+    assert exchange.answer(first).WhichOneof("response") == "request_headers"
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "the forbidden topic"}]}'
+    answer = exchange.answer(ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True)))
+    return answer.immediate_response.status.code if answer.HasField("immediate_response") else 200
+
+
+def test_the_ruleset_comes_from_the_header_then_the_route_then_the_default(guard: Guard) -> None:
+    by_route = EnvoyConfig(ruleset="absent", routes={"chat": "gateway"}, ruleset_header="x-ruleset")
+    assert _exchange_status(by_route, guard, {}, "chat") == 403  # the route's ruleset blocks it
+    assert _exchange_status(by_route, guard, {}, "other") == 500  # the default, which is not served
+    assert _exchange_status(by_route, guard, {"x-ruleset": "absent"}, "chat") == 500  # the header wins
+    assert _exchange_status(by_route, guard, {"x-ruleset": "gateway"}, "other") == 403
+
+
+def test_other_paths_pass_unchecked_only_when_allowed(guard: Guard) -> None:
+    values = [
+        base_pb2.HeaderValue(key=k, raw_value=v) for k, v in ((":method", b"GET"), (":path", b"/v1/models"))
+    ]
+    first = ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=base_pb2.HeaderMap(headers=values)))
+    allowed = Exchange(guard, EnvoyConfig(ruleset="gateway", other_paths="allow"), Limits()).answer(first)
+    assert allowed.WhichOneof("response") == "request_headers"
+    assert allowed.mode_override.request_body_mode == allowed.mode_override.NONE
+    assert allowed.mode_override.response_header_mode == allowed.mode_override.SKIP
+    refused = Exchange(guard, EnvoyConfig(ruleset="gateway"), Limits()).answer(first)
+    assert refused.immediate_response.status.code == 403
