@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
@@ -116,17 +117,25 @@ class Guard:
         return self.audit.healthy
 
     def check(
-        self, ruleset: str, request: Request, *, version: str = "", timeout_s: float | None = None
+        self,
+        ruleset: str,
+        request: Request,
+        *,
+        version: str = "",
+        timeout_s: float | None = None,
+        decided: Callable[[], None] | None = None,
     ) -> Checked:
         """Decide ``request`` by ``ruleset`` (``version`` pinned, or the active one) within
-        ``timeout_s`` (None: the default timeout). Raises runtime.registry.UnknownRuleset."""
+        ``timeout_s`` (None: the default timeout). ``decided`` is called once the decision is made
+        and only the wait for its audit record remains (a server's admission control then lets the
+        next call work). Raises runtime.registry.UnknownRuleset."""
         started = time.perf_counter()
         evaluator = self.registry.get(ruleset, version)
         decision_id = new_id()
         timeout = self.default_timeout_s if timeout_s is None else timeout_s
         evaluated = evaluator.evaluate(request, timeout_s=timeout)
         gated = self._gated(evaluator, evaluated, request, decision_id, started)
-        decision = self._recorded(evaluator, gated.decision, request, decision_id, started)
+        decision = self._recorded(evaluator, gated.decision, request, decision_id, started, decided=decided)
         return Checked(decision, decision_id, evaluator.graph.default, gated.approval)
 
     def _gated(
@@ -145,11 +154,20 @@ class Guard:
             )
 
     def _recorded(
-        self, evaluator: Evaluator, decision: Decision, request: Request, decision_id: str, started: float
+        self,
+        evaluator: Evaluator,
+        decision: Decision,
+        request: Request,
+        decision_id: str,
+        started: float,
+        *,
+        decided: Callable[[], None] | None,
     ) -> Decision:
         """``decision`` once its audit record is appended (with the masked excerpt the ruleset asks
         for); the error policy, never ALLOW, when the record cannot be made durable."""
         excerpt = evaluator.excerpter.excerpt(request) if evaluator.excerpter is not None else None
+        if decided is not None:
+            decided()
         try:
             self.audit.append(decision, request, decision_id, excerpt=excerpt)
         except AuditUnavailable as exc:

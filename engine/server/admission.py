@@ -121,15 +121,16 @@ class Gate:
             return Entry.CLOSED if self.closed else Entry.TIMED_OUT
 
     def leave(self) -> None:
-        """Give the slot back: to the newest waiter, else to the free ones."""
+        """Give the slot back and leave."""
         with self._changed:
-            if self._queue:
-                waiter = self._dequeue(-1)
-                waiter.granted = True
-                waiter.woken.set()
-            else:
-                self._free += 1
+            self._hand_on()
             self._part()
+
+    def hand_on(self) -> None:
+        """Give the slot back but stay in (a call whose work is done and that only waits); ``part``
+        must follow."""
+        with self._changed:
+            self._hand_on()
 
     def join(self) -> Entry:
         """Count in a call that takes no slot (a stream that mostly waits); IN means ``part`` must follow."""
@@ -155,6 +156,15 @@ class Gate:
         with self._changed:
             return self._changed.wait_for(lambda: self.calls == 0, timeout_s)
 
+    def _hand_on(self) -> None:
+        """The slot to the newest waiter, else to the free ones."""
+        if self._queue:
+            waiter = self._dequeue(-1)
+            waiter.granted = True
+            waiter.woken.set()
+        else:
+            self._free += 1
+
     def _refusal(self) -> Entry | None:
         if self.closed:
             return Entry.CLOSED
@@ -170,6 +180,37 @@ class Gate:
         self.calls -= 1
         if not self.calls:
             self._changed.notify_all()
+
+
+class Slot:
+    """A call's place at the gate: its slot until ``done_working``, then only its place among the
+    calls in until it leaves."""
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+        self._working = True
+
+    def done_working(self) -> None:
+        """The call's work is done and it only waits now (for its audit record to be committed): its
+        slot goes to the next call. Idempotent."""
+        if self._working:
+            self._working = False
+            self._gate.hand_on()
+
+    def leave(self) -> None:
+        if self._working:
+            self._working = False
+            self._gate.leave()
+        else:
+            self._gate.part()
+
+
+def done_working() -> None:
+    """Tell the gate that the call on this thread has done its work (Slot.done_working); nothing for a
+    thread that holds no slot."""
+    slot: Slot | None = getattr(_arrival, "slot", None)
+    if slot is not None:
+        slot.done_working()
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +266,12 @@ class Admission:
         entry = self.gate.enter(min(wait_s, slack_s))
         if entry is not Entry.IN:
             context.abort(*self._refusal(entry, context, arrived, delay if wait_s <= slack_s else None))
+        _arrival.slot = slot = Slot(self.gate)
         try:
             yield
         finally:
-            self.gate.leave()
+            _arrival.slot = None
+            slot.leave()
 
     @contextmanager
     def streaming(self, context: grpc.ServicerContext) -> Iterator[None]:

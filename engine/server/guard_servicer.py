@@ -14,7 +14,7 @@ from engine.protocol.request_codec import InvalidRequest, request_from_proto
 from engine.protocol.response_codec import response_from_decision
 from engine.protocol.wire import pb, pb_grpc
 from engine.runtime.registry import UnknownRuleset
-from engine.server.admission import Delay, time_left_s
+from engine.server.admission import Delay, done_working, time_left_s
 
 log = logging.getLogger("palisade.server")
 
@@ -57,7 +57,11 @@ class GuardServicer(pb_grpc.GuardServicer):
     ) -> pb.CheckResponse:
         domain = request_from_proto(request, self.limits)
         checked = self.guard.check(
-            request.ruleset, domain, version=request.version, timeout_s=self._timeout_s(context)
+            request.ruleset,
+            domain,
+            version=request.version,
+            timeout_s=self._timeout_s(context),
+            decided=done_working,
         )
         return response_from_decision(
             checked.decision,

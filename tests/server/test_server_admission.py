@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,10 +17,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from server_helpers import RULESETS, config, running, wait_for
 
 from dsl.types import Outcome
+from engine.audit import AuditPaths
+from engine.audit.store import lock_path
 from engine.client.guard_client import CheckResult, GuardClient, GuardError
 from engine.config import ServeConfig
 from engine.protocol.wire import apb, apb_grpc
-from engine.server.admission import Entry, Gate
+from engine.server.admission import Entry, Gate, Slot
 from engine.server.app import GuardServer
 
 # Each slow_test detector backtracks on it until the regex timeout: a Check takes 9 of them.
@@ -86,6 +90,24 @@ def test_a_check_may_wait_as_long_as_its_rulesets_budget(tmp_path: Path) -> None
             code, details = outcome(lambda: client.check(ruleset="slow_test", text=SLOW_TEXT))
         assert (code, details) == (grpc.StatusCode.OK, "")  # it waited 9 x 100 ms, over max_queue_delay_ms
         assert first.result()[0] is grpc.StatusCode.OK
+
+
+def test_a_check_waiting_for_its_audit_commit_gives_its_slot_to_the_next() -> None:
+    cfg = config(concurrency=1, max_queue_delay_ms=50, audit={"stall_seconds": 60})
+    with serving(cfg) as (server, client, pool):
+        lock = os.open(lock_path(AuditPaths.of(Path(cfg.data_dir)).database), os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process holds the database: every commit waits
+        try:
+            first = pool.submit(client.check, ruleset="server_test", text="first")
+            busy(server, working=1)
+            second = pool.submit(client.check, ruleset="server_test", text="second")
+            busy(server, working=2)  # both decided, both waiting for the commit, neither for a slot
+            assert not first.done() and not second.done()  # no answer before its record
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            os.close(lock)
+        assert (first.result().outcome, second.result().outcome) == (Outcome.ALLOW, Outcome.ALLOW)
+        busy(server, working=0)
 
 
 def test_a_deadline_that_leaves_no_time_to_decide_is_refused_at_once() -> None:
@@ -203,6 +225,22 @@ def test_a_freed_slot_goes_to_the_newest_waiter_and_never_to_a_newcomer() -> Non
     second.join()
     assert order == ["second", "first"]
     assert gate.queued_s() == 0.0  # nobody waits any more
+
+
+def test_a_call_done_working_hands_its_slot_on_but_still_counts_against_the_limit() -> None:
+    gate = Gate(slots=1, limit=2)
+    assert gate.enter(0) is Entry.IN
+    slot = Slot(gate)
+    waiter: Future[Entry] = ThreadPoolExecutor(1).submit(gate.enter, 60)
+    wait_for(lambda: gate.waiting == 1)
+    slot.done_working()
+    slot.done_working()  # once only
+    assert waiter.result(timeout=5) is Entry.IN
+    assert (gate.calls, gate.enter(0)) == (2, Entry.FULL)
+    slot.leave()
+    assert gate.calls == 1
+    gate.leave()
+    assert gate.calls == 0
 
 
 def test_the_limit_counts_streams_and_waiters_and_close_wakes_the_waiters() -> None:
