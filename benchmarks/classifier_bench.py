@@ -59,9 +59,9 @@ def timed(fn: Callable[[], object], runs: int) -> dict[str, float]:
 def window_case(runs: int) -> dict[str, float]:
     """One full 128-token window (the model's maximum), one intra-op thread: one core."""
     det = detector(1)
-    encoding = det._tokenizer.encode(PARAGRAPH * 10)
-    assert len(encoding.ids) == 128
-    return timed(lambda: det.scores([encoding]), runs)
+    window = det.windows(PARAGRAPH * 10)[0]
+    assert len(window.ids) == 128
+    return timed(lambda: det.scores([window]), runs)
 
 
 def text_case(
@@ -71,7 +71,7 @@ def text_case(
     text), the windows it picks, batched runs."""
     det = detector(threads, prefilter)
     text = (block * (chars // len(block) + 1))[:chars]
-    windows = 1 + len(det._tokenizer.encode(text).overflowing)
+    windows = len(det.windows(text))
     return timed(lambda: det.detect(text), runs) | {"windows": windows, "threads": threads}
 
 

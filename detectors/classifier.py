@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -18,6 +19,13 @@ from detectors.catalogue import ModelError, ModelInfo, file_sha256, resolve, ver
 from detectors.specs import ClassifierParams, DetectorSettings
 
 BATCH = 16  # windows per session run: enough for ~8,000 characters at once, bounded memory
+# A long text is tokenized in pieces of PIECE_CHARS that overlap by OVERLAP_CHARS, with the deadline
+# checked between them: one encode of 1,000,000 digits took 1.8 s of CPU that no deadline could cut,
+# one piece takes tens of ms. Any span of up to OVERLAP_CHARS (a window is 128 tokens: a few hundred
+# characters of prose, about 1,000 of digits) lies whole inside some piece.
+PIECE_CHARS = 20_000
+OVERLAP_CHARS = 2_000
+CUT_SLACK = 500  # how far back a cut may move to a line or word boundary
 _lock = threading.Lock()
 _sessions: dict[tuple[str, int, int, bool], ort.InferenceSession] = {}
 # onnxruntime's CPU SkipLayerNormalization kernel, which this fusion makes of a residual Add and the
@@ -65,11 +73,44 @@ def tokenizer(folder: str, max_length: int, stride: int) -> Tokenizer:
     return tok
 
 
-def _windows(encoding: Encoding) -> list[Encoding]:
-    return [encoding, *encoding.overflowing]
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One window of a text: its token ids and the characters it covers in the whole text."""
+
+    ids: list[int]
+    start: int
+    end: int
+
+    @classmethod
+    def of(cls, encoding: Encoding, base: int) -> Window:
+        spans = [(s, e) for s, e in encoding.offsets if e > s]
+        start, end = (spans[0][0], spans[-1][1]) if spans else (0, 0)
+        return cls(encoding.ids, base + start, base + end)
 
 
-def _batches(windows: list[Encoding]) -> list[list[Encoding]]:
+def _pieces(text: str) -> Iterator[tuple[int, str]]:
+    """``text`` in pieces of up to PIECE_CHARS overlapping by about OVERLAP_CHARS, each with where it
+    starts; cut after a newline, else after a space, so that no window starts mid-word."""
+    start = 0
+    while start + PIECE_CHARS < len(text):
+        end = _cut(text, start + PIECE_CHARS)
+        yield start, text[start:end]
+        start = _cut(text, end - OVERLAP_CHARS)
+    yield start, text[start:]
+
+
+def _cut(text: str, at: int) -> int:
+    """Where to cut ``text`` near ``at`` (never after it, at most CUT_SLACK before): just after the
+    last newline, else the last space, else at ``at``."""
+    low = at - CUT_SLACK
+    for separator in ("\n", " "):
+        found = text.rfind(separator, low, at)
+        if found >= 0:
+            return found + 1
+    return at
+
+
+def _batches(windows: list[Window]) -> list[list[Window]]:
     """Windows in batches of at most BATCH, in order. A short last window (under three quarters of
     the width) runs on its own, so that it is not padded to the full width (padding costs as much
     as text); a longer one joins the others: one run fewer beats a little padding (measured on the
@@ -77,11 +118,6 @@ def _batches(windows: list[Encoding]) -> list[list[Encoding]]:
     short = len(windows) > 1 and len(windows[-1].ids) * 4 < 3 * len(windows[0].ids)
     full, tail = (windows[:-1], windows[-1:]) if short else (windows, [])
     return [full[i : i + BATCH] for i in range(0, len(full), BATCH)] + ([tail] if tail else [])
-
-
-def _span(window: Encoding) -> tuple[int, int]:
-    spans = [(s, e) for s, e in window.offsets if e > s]
-    return (spans[0][0], spans[-1][1]) if spans else (0, 0)
 
 
 class ClassifierDetector:
@@ -125,8 +161,7 @@ class ClassifierDetector:
         of a long text's but its last), so that a first Check finds the session ready for both. Raises
         DetectorError when the model cannot run them (windows wider than it takes, for one)."""
         self.detect(WARM_TEXT)
-        words = self._tokenizer.encode(" ".join(["warm"] * self._width))  # a token or more each
-        self.scores(_windows(words)[:1])
+        self.scores(self.windows(" ".join(["warm"] * self._width))[:1])  # a token or more each
 
     def detect(self, text: str) -> DetectorResult:
         """Score the windows of ``text`` (those the first pass picks, on a long text); report the best
@@ -134,7 +169,7 @@ class ClassifierDetector:
         once the request's deadline has passed (DeadlineExceeded)."""
         if not text.strip():
             return DetectorResult()
-        windows = _windows(self._tokenizer.encode(text))
+        windows = self.windows(text)
         check_deadline()
         picked = self._filter.pick([w.ids for w in windows]) if self._filter else list(range(len(windows)))
         chosen = [windows[i] for i in picked]
@@ -143,18 +178,27 @@ class ClassifierDetector:
         score = float(scores[best])
         if score < self._threshold:
             return DetectorResult()
-        start, end = _span(chosen[best])
+        start, end = chosen[best].start, chosen[best].end
         detail = f"window {picked[best] + 1} of {len(windows)}"
         if len(picked) < len(windows):
             detail += f" ({len(picked)} scored after the first pass)"
         return DetectorResult((Finding(self._label, start, end, round(score, 6), detail),))
 
-    def _scores_by_deadline(self, windows: Sequence[Encoding]) -> npt.NDArray[np.float32]:
+    def windows(self, text: str) -> list[Window]:
+        """The windows of ``text``, a piece at a time (PIECE_CHARS), the deadline checked before each."""
+        windows = []
+        for base, piece in _pieces(text):
+            check_deadline()
+            encoding = self._tokenizer.encode(piece)
+            windows += [Window.of(e, base) for e in (encoding, *encoding.overflowing)]
+        return windows
+
+    def _scores_by_deadline(self, windows: Sequence[Window]) -> npt.NDArray[np.float32]:
         """``scores(windows)`` if the request's deadline has not passed (DeadlineExceeded if it has)."""
         check_deadline()
         return self.scores(windows)
 
-    def scores(self, windows: Sequence[Encoding]) -> npt.NDArray[np.float32]:
+    def scores(self, windows: Sequence[Window]) -> npt.NDArray[np.float32]:
         """The label's probability for each window (one batched session run)."""
         width = max(len(w.ids) for w in windows)
         ids = np.full((len(windows), width), self._pad, dtype=np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from detectors.base import DetectorError, ModelVersion, models_of
 from detectors.catalogue import ModelError, catalogue, file_sha256, resolve, verify
-from detectors.classifier import ClassifierDetector, _batches, session
+from detectors.classifier import OVERLAP_CHARS, PIECE_CHARS, ClassifierDetector, _batches, _pieces, session
 from detectors.specs import ClassifierParams, DetectorSettings
 from dsl.compiler import run
 from engine.config import ServeConfig
@@ -202,3 +203,21 @@ def test_the_compiler_never_imports_onnxruntime() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, env=dict(os.environ))
+
+
+def test_a_long_text_is_tokenized_in_overlapping_pieces_cut_between_words() -> None:
+    text = "".join(f"line {i} of a long tool result, with some words in it\n" for i in range(3_000))
+    pieces = list(_pieces(text))
+    assert len(pieces) > 5 and pieces[0][0] == 0 and text.endswith(pieces[-1][1])
+    for (start, piece), (next_start, _) in itertools.pairwise(pieces):
+        assert text[start : start + len(piece)] == piece and len(piece) <= PIECE_CHARS
+        assert text[next_start - 1] == "\n" and piece.endswith("\n")  # cut after a line, never mid-word
+        assert start + len(piece) - next_start >= OVERLAP_CHARS  # a span this long lies whole in a piece
+    assert list(_pieces("short")) == [(0, "short")]
+
+
+def test_windows_of_later_pieces_point_into_the_whole_text(detector: ClassifierDetector) -> None:
+    text = BENIGN * (PIECE_CHARS // len(BENIGN)) + ATTACK + " " + BENIGN * 20
+    (finding,) = detector.detect(text).findings
+    assert finding.start > PIECE_CHARS - OVERLAP_CHARS
+    assert "Ignore all previous instructions" in text[finding.start : finding.end]

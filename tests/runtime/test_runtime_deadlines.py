@@ -113,6 +113,22 @@ def test_an_inline_detector_stops_at_the_deadline_cpu() -> None:
     assert within < deadline_s * 3 + 0.5 < without
 
 
+CLASSIFIER = """ruleset t version "1" {
+  detector inj = classifier(model: "prompt-injection")
+  rule r on input { when inj(content).found then block }
+}"""
+
+
+def test_the_classifier_stops_at_the_deadline_cpu_even_while_tokenizing() -> None:
+    evaluator = Evaluator(compile_source(CLASSIFIER), UNCACHED)
+    evaluator.evaluate(request_from_dict({"stage": "input", "text": "warm up"}), timeout_s=None)
+    deadline_s = 0.1
+    decision, cpu_s = _cpu_s(evaluator, _digits(1_000_000), deadline_s)  # tokenizing alone: seconds
+    assert [e.code for e in decision.errors] == ["deadline_exceeded"]
+    assert decision.outcome is Outcome.BLOCK
+    assert cpu_s < deadline_s * 3 + 0.5
+
+
 class _Recording:
     """A detector that records how each of its calls ended: "returned", or the exception's name."""
 
