@@ -163,10 +163,17 @@ def _settle(decision: Decision, rule: str, outcome: Outcome, reason: str) -> Dec
     kept = tuple(m for m in decision.matches if rule and m not in escalated)
     action = ActionNode(outcome, reason=reason)
     answered = RuleMatch(rule or "(approval)", escalated[0].arm if escalated else 0, action, reason)
+    settled = max(m.outcome for m in (*kept, answered))
     return dataclasses.replace(
         decision,
-        outcome=max(m.outcome for m in (*kept, answered)),
+        outcome=settled,
         matches=(*kept, answered),
         default_applied=False,
-        redacted=decision.redacted if outcome is not Outcome.BLOCK else None,
+        redacted=_redacted(decision) if settled is Outcome.FALLBACK else None,
     )
+
+
+def _redacted(decision: Decision) -> str | None:
+    """The text of a FALLBACK that approvals settled: the redactions of its rules, which the
+    evaluator computed beside the ESCALATE for when its approvals are granted."""
+    return decision.redacted if decision.redacted is not None else decision.redacted_if_approved

@@ -68,6 +68,8 @@ class Decision:
     duration_us: float = 0.0
     timings_us: Mapping[str, float] = field(default_factory=dict)
     default_action: ActionNode | None = None  # the ruleset's default, for `action` when it applied
+    # an ESCALATE's text as its redactions leave it, for when its approvals are granted (ApprovalGate)
+    redacted_if_approved: str | None = None
 
     @property
     def deciding(self) -> tuple[RuleMatch, ...]:

@@ -393,8 +393,10 @@ class _Run:
             rule = step
             if rule.detectors:  # rules without detectors always run: nothing to skip or prefetch
                 # skipped only if it cannot change the outcome; ties matter (they are all reported,
-                # and tied redactions all apply) except once a BLOCK matched
-                cannot_change = rule.max_outcome < best or best is Outcome.BLOCK
+                # and tied redactions all apply) except once a BLOCK matched; under an ESCALATE the
+                # FALLBACK rules run too, since an approval answers only the escalation
+                floor = Outcome.FALLBACK if best is Outcome.ESCALATE else best
+                cannot_change = rule.max_outcome < floor or best is Outcome.BLOCK
                 if matches and cannot_change and any(n not in results for n in rule.detectors):
                     skipped.append(rule.node.name)
                     continue
@@ -432,10 +434,13 @@ class _Run:
         graph = self.ev.graph
         matches.sort(key=lambda m: self.ev.rule_order.get(m.rule, -1))  # source order, not cost order
         outcome = max(m.outcome for m in matches) if matches else graph.default.outcome
-        redacted = None
+        redacted = if_approved = None
         if outcome is Outcome.FALLBACK:
             redacted, matches = self._redact(matches)
             outcome = max((m.outcome for m in matches), default=graph.default.outcome)
+        elif outcome is Outcome.ESCALATE and any(m.outcome is Outcome.FALLBACK for m in matches):
+            if_approved, matches = self._redact(matches)
+            outcome = max(m.outcome for m in matches)
         ended = time.perf_counter()
         if self.deadline is not None and ended >= self.deadline:
             matches = self._past_deadline(matches)
@@ -451,6 +456,7 @@ class _Run:
             errors=tuple(self.errors),
             skipped_rules=tuple(skipped),
             redacted=redacted,
+            redacted_if_approved=if_approved if outcome is Outcome.ESCALATE else None,
             default_applied=not matches,
             default_action=graph.default,
             duration_us=(ended - started) * 1e6,

@@ -303,10 +303,6 @@ def test_an_approval_the_policy_no_longer_asks_for_settles_nothing(
     assert not approvals.get(dba.id).used
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: after an approval, a tied redaction's text was never computed (redacted is None)",
-)
 def test_an_approved_request_that_another_rule_redacts_carries_the_redacted_text(
     gate: ApprovalGate, approvals: Approvals
 ) -> None:
