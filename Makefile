@@ -29,6 +29,7 @@ typecheck: setup
 policies: setup
 	$(BIN)/palisade check rulesets
 	$(BIN)/palisade test rulesets
+	$(BIN)/palisade gate rulesets/support_bot.pal --skip-performance  # go-live gates (docs/rollout.md)
 
 # Each ruleset on held-out everyday agent traffic (code, command output, documents, pages, messages,
 # and attacks planted in them): the false alarms and recall the shipped model reaches (coding_agent

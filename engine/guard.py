@@ -21,7 +21,8 @@ from engine.approvals import (
     ApprovalUnavailable,
     Gated,
 )
-from engine.audit import AuditLog, AuditUnavailable
+from engine.audit import AuditError, AuditLog, AuditUnavailable
+from engine.audit.events import rollout_field, shadow_entry
 from engine.audit.writer import HealthListener
 from engine.config import ServeConfig
 from engine.runtime.decision import Decision
@@ -29,6 +30,8 @@ from engine.runtime.evaluator import Evaluator
 from engine.runtime.ids import new_id
 from engine.runtime.registry import Registry, compile_rulesets
 from engine.runtime.request import Request
+from engine.runtime.rollout import Role, RolloutError, load_plans, rollout_path
+from engine.runtime.shadow import ShadowJob, ShadowRunner
 
 log = logging.getLogger("palisade.guard")
 
@@ -79,6 +82,7 @@ class Guard:
         self.default_timeout_s = default_timeout_s
         self._gate = ApprovalGate(approvals)
         self._owned: list[ThreadPoolExecutor] = []
+        self.shadows = ShadowRunner(self._record_shadow, default_timeout_s)  # off the response path
 
     @classmethod
     def open(cls, config: ServeConfig | None = None, *, on_health: HealthListener | None = None) -> Guard:
@@ -89,8 +93,12 @@ class Guard:
         config = config or ServeConfig()
         pool = ThreadPoolExecutor(config.detector_threads, thread_name_prefix="palisade-det")
         try:
-            registry = _warmed(Registry.of(check_rulesets(config), config.detector_settings, pool))
+            plans = load_plans(rollout_path(config.data_dir))
+            registry = _warmed(Registry.of(check_rulesets(config), config.detector_settings, pool, plans))
             audit = _open_audit(config, on_health)
+        except RolloutError as exc:
+            pool.shutdown(wait=False)
+            raise StartError(str(exc)) from None
         except BaseException:
             pool.shutdown(wait=False)
             raise
@@ -130,13 +138,30 @@ class Guard:
         and only the wait for its audit record remains (a server's admission control then lets the
         next call work). Raises runtime.registry.UnknownRuleset."""
         started = time.perf_counter()
-        evaluator = self.registry.get(ruleset, version)
+        registry = self.registry
+        evaluator, role = registry.route(ruleset, version, request.principal)
         decision_id = new_id()
         timeout = self.default_timeout_s if timeout_s is None else timeout_s
         evaluated = evaluator.evaluate(request, timeout_s=timeout)
         gated = self._gated(evaluator, evaluated, request, decision_id, started)
-        decision = self._recorded(evaluator, gated.decision, request, decision_id, started, decided=decided)
+        plan, shadow = registry.plans.get(ruleset), registry.shadow(ruleset)
+        if role is Role.PINNED or shadow is evaluator:
+            shadow = None
+        shadowed = "" if shadow is None else shadow.graph.version
+        rollout = None if plan is None else rollout_field(plan, role, shadowed)
+        decision = self._recorded(
+            evaluator, gated.decision, request, decision_id, started, decided=decided, rollout=rollout
+        )
+        if shadow is not None:
+            self.shadows.offer(shadow, request, evaluated, decision_id, evaluator.graph.budget_p95_us)
         return Checked(decision, decision_id, evaluator.graph.default, gated.approval)
+
+    def _record_shadow(self, job: ShadowJob, shadow: Decision) -> None:
+        """Record a shadow evaluation (a record of its own, citing the decision); never an answer."""
+        try:
+            self.audit.submit(shadow_entry(job, shadow))
+        except AuditError as exc:
+            log.debug("shadow of decision %s not recorded: %s", job.decision_id, exc)
 
     def _gated(
         self, evaluator: Evaluator, decision: Decision, request: Request, decision_id: str, started: float
@@ -162,6 +187,7 @@ class Guard:
         started: float,
         *,
         decided: Callable[[], None] | None,
+        rollout: dict[str, object] | None = None,
     ) -> Decision:
         """``decision`` once its audit record is appended (with the masked excerpt the ruleset asks
         for); the error policy, never ALLOW, when the record cannot be made durable."""
@@ -169,7 +195,7 @@ class Guard:
         if decided is not None:
             decided()
         try:
-            self.audit.append(decision, request, decision_id, excerpt=excerpt)
+            self.audit.append(decision, request, decision_id, excerpt=excerpt, rollout=rollout)
         except AuditUnavailable as exc:
             log.debug("decision %s not recorded: %s", decision_id, exc)  # the writer logs the outage once
             message = "the audit log cannot be written; the decision was not recorded"
@@ -178,6 +204,7 @@ class Guard:
 
     def close(self) -> None:
         """Write what the audit log holds, sign its final checkpoint, release the stores and threads."""
+        self.shadows.close()  # first: the queued shadows' records go into the log before it closes
         self.audit.close()
         self.approvals.store.close()
         for pool in self._owned:

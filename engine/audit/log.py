@@ -15,7 +15,7 @@ from engine.audit.chain import Chain
 from engine.audit.config import AuditConfig
 from engine.audit.errors import AuditUnavailable
 from engine.audit.keys import Digester, load_or_create_digester, load_or_create_signer, public_key_path
-from engine.audit.record import Record, build_approval_entry, build_entry
+from engine.audit.record import Entry, Record, build_approval_entry, build_entry
 from engine.audit.store import Store, db_path
 from engine.audit.witness import Witness
 from engine.audit.writer import HealthListener, Writer, WriterStats
@@ -126,6 +126,7 @@ class AuditLog:
         *,
         at: datetime | None = None,
         excerpt: Excerpt | None = None,
+        rollout: Mapping[str, Any] | None = None,
     ) -> Record | None:
         """Record ``decision`` on ``request`` under ``decision_id`` (the id the response will carry),
         with ``excerpt`` (already masked: engine.runtime.excerpts) when the ruleset asks for excerpts.
@@ -134,7 +135,13 @@ class AuditLog:
         None at once. Raises AuditUnavailable when the record cannot be made durable (fail closed),
         DuplicateDecision when ``decision_id`` is already in the log.
         """
-        entry = build_entry(decision, request, decision_id, self._digester, at, excerpt=excerpt)
+        entry = build_entry(
+            decision, request, decision_id, self._digester, at, excerpt=excerpt, rollout=rollout
+        )
+        return self._writer.submit(entry)
+
+    def submit(self, entry: Entry) -> Record | None:
+        """Record an entry built elsewhere (engine/audit/events.py); returns and raises as ``append``."""
         return self._writer.submit(entry)
 
     def append_approval(

@@ -31,6 +31,10 @@ Schema version 1, one JSON object per decision (keys in canonical order):
     tool            {name, server} of a tool call, or null
     v               the schema version, 1
 
+    rollout?        only for rulesets under a rollout plan: {role, revision, shadow?} (engine/audit/events.py)
+
+Shadow evaluations and rollout changes are records of their own kinds (engine/audit/events.py).
+
 ``models?`` (the models findings come from, [{name, version}]: a classifier's catalogue name and
 ``sha256:<hex>`` of its ONNX file, presidio-analyzer's version, a spaCy model package's version) is
 present only for model-backed detectors, and ``excerpt?`` only when asked for: records without them
@@ -121,9 +125,11 @@ def build_entry(
     at: datetime | None = None,
     *,
     excerpt: Excerpt | None = None,
+    rollout: Mapping[str, Any] | None = None,
 ) -> Entry:
     """The record of ``decision`` on ``request``, ready for the writer. Holds no raw content: only
-    ``excerpt``, already masked, when the ruleset asks for one.
+    ``excerpt``, already masked, when the ruleset asks for one. ``rollout`` (engine/audit/events.py)
+    says which version of a ruleset under a rollout plan answered.
 
     Raises CanonicalError if a field holds text that is not valid Unicode (a lone surrogate).
     """
@@ -131,8 +137,10 @@ def build_entry(
     fields = _fields(decision, request, digester) | {"decision_id": decision_id, "time": moment}
     if excerpt is not None:
         fields["excerpt"] = excerpt.data()
+    if rollout is not None:
+        fields["rollout"] = dict(rollout)
     rules = tuple(dict.fromkeys(m.rule for m in decision.matches))
-    return _entry(fields, ruleset=decision.ruleset, principal=request.principal.id, rules=rules)
+    return entry_of(fields, ruleset=decision.ruleset, principal=request.principal.id, rules=rules)
 
 
 def build_approval_entry(
@@ -165,12 +173,13 @@ def build_approval_entry(
         "ruleset": {"name": approval["ruleset"], "version": approval["version"]},
         "principal": {"id": approval["principal_id"], "tenant": approval["tenant"]},
     }
-    return _entry(
+    return entry_of(
         fields, ruleset=approval["ruleset"], principal=approval["principal_id"], rules=(own["rule"],)
     )
 
 
-def _entry(fields: Mapping[str, Any], *, ruleset: str, principal: str, rules: tuple[str, ...]) -> Entry:
+def entry_of(fields: Mapping[str, Any], *, ruleset: str, principal: str, rules: tuple[str, ...]) -> Entry:
+    """The entry of a record with ``fields`` (its indexed columns given); CanonicalError if not Unicode."""
     segments = _segments(fields)
     try:
         "".join(segments).encode("utf-8")

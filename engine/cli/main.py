@@ -15,7 +15,7 @@ from dsl.compiler import run
 from dsl.diagnostics import CompileError, render_all, to_json
 from engine.cli import approvals as approvals_cli
 from engine.cli import audit as audit_cli
-from engine.cli import policytest, score
+from engine.cli import diff, gate, policytest, rollout, score
 from engine.cli.bench import command as bench
 from engine.client.tls import add_tls_arguments
 from engine.runtime.evaluator import Evaluator
@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.register(sub)
     approvals_cli.register(sub)
     score.register(sub)
+    diff.register(sub)
+    gate.register(sub)
+    rollout.register(sub)
     bench.register(sub)
     return parser
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from detectors.specs import DetectorSettings
 from dsl.compiler import run
 from dsl.diagnostics import CompileError, Diagnostic, Span
 from dsl.ir import Graph
 from engine.runtime.evaluator import Evaluator
-from engine.runtime.request import quoted
+from engine.runtime.request import Principal, quoted
+from engine.runtime.rollout import Plan, Role, check_plans, in_canary
 
 SOURCE_SUFFIX = ".pal"
 
@@ -70,6 +71,7 @@ class Registry:
 
     by_key: dict[tuple[str, str], Evaluator]
     active: dict[str, Evaluator]
+    plans: dict[str, Plan] = field(default_factory=dict)  # rollouts (engine/runtime/rollout.py)
 
     @classmethod
     def load(
@@ -87,16 +89,23 @@ class Registry:
         graphs: dict[tuple[str, str], Graph],
         settings: DetectorSettings | None = None,
         pool: ThreadPoolExecutor | None = None,
+        plans: dict[str, Plan] | None = None,
     ) -> Registry:
-        """Evaluators for compiled ``graphs`` (their detectors and models loaded); each name's highest
-        version is the one served when a call pins none."""
+        """Evaluators for compiled ``graphs`` (their detectors and models loaded); the version served
+        when a call pins none is the one its rollout plan makes active, else its highest. Raises
+        rollout.RolloutError when a plan names a version that ``graphs`` lack."""
+        plans = plans or {}
+        check_plans(plans, set(graphs))
         by_key = {key: Evaluator(graph, settings, pool) for key, graph in graphs.items()}
         active: dict[str, Evaluator] = {}
         for (name, version), evaluator in by_key.items():
             current = active.get(name)
             if current is None or _version_key(version) > _version_key(current.graph.version):
                 active[name] = evaluator
-        return cls(by_key, active)
+        for name, plan in plans.items():
+            if plan.active:
+                active[name] = by_key[(name, plan.active)]
+        return cls(by_key, active, dict(plans))
 
     def warm(self) -> None:
         """Warm every ruleset version's detectors (Evaluator.warm), so that no Check loads anything;
@@ -110,6 +119,21 @@ class Registry:
             known = [f"{n}@{v}" for n, v in sorted(self.by_key)]
             raise UnknownRuleset(name, version, known)
         return evaluator
+
+    def route(self, name: str, version: str, principal: Principal) -> tuple[Evaluator, Role]:
+        """The evaluator that answers: ``version`` when pinned, the canary for the principals in its
+        share, else the active one. Raises UnknownRuleset."""
+        plan = self.plans.get(name)
+        if version:
+            return self.get(name, version), Role.PINNED
+        if plan is not None and in_canary(name, plan, principal):
+            return self.get(name, plan.canary), Role.CANARY
+        return self.get(name), Role.ACTIVE
+
+    def shadow(self, name: str) -> Evaluator | None:
+        """The version evaluated beside ``name``'s answers, never enforcing (None: no shadow)."""
+        plan = self.plans.get(name)
+        return self.by_key.get((name, plan.shadow)) if plan is not None and plan.shadow else None
 
     def __iter__(self) -> Iterator[Evaluator]:
         return iter(self.by_key.values())

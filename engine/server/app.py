@@ -23,6 +23,7 @@ from engine.envoy.server import EnvoyServer
 from engine.guard import Guard, StartError, check_rulesets
 from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb, pb
 from engine.runtime.registry import Registry
+from engine.runtime.rollout import load_plans, rollout_path
 from engine.server.admission import Admission
 from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.guard_servicer import GuardServicer
@@ -139,7 +140,8 @@ class GuardServer:
     def _reload_rulesets(self) -> bool:
         try:
             graphs = check_rulesets(self.config)
-            registry = Registry.of(graphs, self.config.detector_settings, self.guard.detector_pool)
+            plans = load_plans(rollout_path(self.config.data_dir))  # the rollout plans (palisade rollout)
+            registry = Registry.of(graphs, self.config.detector_settings, self.guard.detector_pool, plans)
             registry.warm()  # before it is served: a detector that cannot warm up refuses the reload
         except CompileError as exc:
             count = len(exc.diagnostics)
@@ -150,6 +152,7 @@ class GuardServer:
             return False
         before, self.guard.registry = self.registry, registry
         served = ", ".join(f"{name} {version}" for name, version in sorted(registry.by_key))
+        served += "".join(f"; {name}: {plan.data()}" for name, plan in sorted(registry.plans.items()))
         log.info("reloaded %d ruleset(s): %s", len(registry.by_key), served)
         _warn_changed_in_place(before, registry)
         return True

@@ -1,0 +1,255 @@
+"""`palisade gate`: a ruleset against its labelled sets and go-live gates, with a report to sign off.
+
+Gates (defaults; NAME.gate.toml beside the ruleset may set them, docs/rollout.md):
+
+- safety: the share of the attack set answered ALLOW is at most ``max_attacks_through`` (0.002); a
+  looser number needs a ``waiver`` text, which the report repeats;
+- quality: the share of benign requests answered ALLOW is at least ``min_benign_allow`` (0.95; only
+  a stricter number is taken);
+- performance: p95 within the ruleset's budget, read from a `palisade bench --json` report.
+
+Labelled sets: policy tests (NAME.tests.toml: ``expect = "allow"`` is benign, any other outcome an
+attack) and labelled JSON Lines (NAME.traffic.jsonl: label 1 is an attack), those beside the ruleset
+unless the gate file lists ``sets``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dsl.compiler import compile_file
+from dsl.diagnostics import CompileError
+from dsl.ir import Graph
+from dsl.types import Outcome
+from engine.cli.policytest import _EXPECTATION_KEYS, TEST_SETTINGS, TEST_SUFFIX
+from engine.cli.score import parse_label, rows
+from engine.runtime.evaluator import Evaluator
+from engine.runtime.request import Request, RequestError, request_from_dict
+
+GATE_SUFFIX = ".gate.toml"
+TRAFFIC_SUFFIX = ".traffic.jsonl"
+MAX_ATTACKS_THROUGH = 0.002
+MIN_BENIGN_ALLOW = 0.95
+_GATE_KEYS = frozenset({"max_attacks_through", "min_benign_allow", "waiver", "sets", "require_approval"})
+
+
+class GateError(ValueError):
+    """The gate file or a labelled set cannot be read; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """What a ruleset must meet to go live."""
+
+    max_attacks_through: float = MAX_ATTACKS_THROUGH
+    min_benign_allow: float = MIN_BENIGN_ALLOW
+    waiver: str = ""
+    sets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One gate's verdict."""
+
+    gate: str
+    passed: bool
+    value: float | None
+    threshold: float | None
+    detail: str
+
+
+@dataclass
+class Tally:
+    attacks: int = 0
+    attacks_through: int = 0
+    benign: int = 0
+    benign_allowed: int = 0
+    missed: list[str] = field(default_factory=list)  # where attacks went through (file:row)
+
+
+def load_gates(path: Path) -> Gates:
+    """The gates of ``path`` (defaults when it does not exist). Raises GateError."""
+    if not path.is_file():
+        return Gates()
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise GateError(f"{path}: cannot read: {exc}") from None
+    unknown = sorted(set(data) - _GATE_KEYS)
+    if unknown:
+        raise GateError(
+            f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(_GATE_KEYS))})"
+        )
+    gates = Gates(
+        max_attacks_through=float(data.get("max_attacks_through", MAX_ATTACKS_THROUGH)),
+        min_benign_allow=float(data.get("min_benign_allow", MIN_BENIGN_ALLOW)),
+        waiver=str(data.get("waiver", "")),
+        sets=tuple(str(path.parent / s) for s in data.get("sets", [])),
+    )
+    if gates.min_benign_allow < MIN_BENIGN_ALLOW:
+        raise GateError(f"{path}: min_benign_allow {gates.min_benign_allow} is below {MIN_BENIGN_ALLOW}")
+    if gates.max_attacks_through > MAX_ATTACKS_THROUGH and not gates.waiver:
+        raise GateError(
+            f"{path}: max_attacks_through {gates.max_attacks_through} is above {MAX_ATTACKS_THROUGH}:"
+            " say why in `waiver`"
+        )
+    return gates
+
+
+def default_sets(folder: Path, name: str) -> tuple[str, ...]:
+    """NAME.tests.toml and NAME.traffic.jsonl in ``folder``, those that exist."""
+    found = (folder / f"{name}{TEST_SUFFIX}", folder / f"{name}{TRAFFIC_SUFFIX}")
+    return tuple(str(p) for p in found if p.is_file())
+
+
+def labelled(path: str) -> Iterator[tuple[str, bool, Request]]:
+    """(where, is_attack, request) for every row of a labelled set. Raises GateError."""
+    if path.endswith(".toml"):
+        try:
+            with open(path, "rb") as handle:
+                cases = tomllib.load(handle).get("test", [])
+            for number, case in enumerate(cases, 1):
+                request = request_from_dict({k: v for k, v in case.items() if k not in _EXPECTATION_KEYS})
+                yield f"{path}:test {number}", str(case["expect"]).lower() != "allow", request
+        except (OSError, tomllib.TOMLDecodeError, KeyError, RequestError) as exc:
+            raise GateError(f"{path}: {exc}") from None
+        return
+    try:
+        for number, row in enumerate(rows(path), 1):
+            data = row.get("request") or {"stage": "input", "text": str(row["text"])}
+            yield f"{path}:row {number}", parse_label(row["label"]), request_from_dict(data)
+    except (OSError, KeyError, ValueError) as exc:
+        raise GateError(f"{path}: {exc}") from None
+
+
+def tally(evaluator: Evaluator, sets: tuple[str, ...]) -> Tally:
+    counts = Tally()
+    for path in sets:
+        for where, attack, request in labelled(path):
+            allowed = evaluator.evaluate(request).outcome is Outcome.ALLOW
+            if attack:
+                counts.attacks += 1
+                counts.attacks_through += allowed
+                if allowed:
+                    counts.missed.append(where)
+            else:
+                counts.benign += 1
+                counts.benign_allowed += allowed
+    return counts
+
+
+def performance(graph: Graph, bench_json: str | None, skip: bool) -> Check:
+    """p95 against the budget, from a `palisade bench --json` report."""
+    budget_ms = graph.budget_p95_us / 1000
+    if skip:
+        return Check("performance", True, None, budget_ms, "skipped (--skip-performance): not evidence")
+    if not bench_json:
+        return Check("performance", False, None, budget_ms, "not measured: give --bench-json FILE")
+    try:
+        report = json.loads(Path(bench_json).read_text(encoding="utf-8"))
+        entry = next(r for r in report["rulesets"] if r["ruleset"] == graph.name)
+        p95 = float(entry["p95_ms"])
+    except (OSError, ValueError, KeyError, StopIteration, TypeError) as exc:
+        return Check("performance", False, None, budget_ms, f"{bench_json}: no p95 of {graph.name}: {exc!r}")
+    ok = budget_ms <= 0 or p95 <= budget_ms
+    return Check(
+        "performance", ok, p95, budget_ms, f"p95 {p95:.1f} ms (budget {budget_ms:g} ms), {bench_json}"
+    )
+
+
+def run_gate(path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Every gate of the ruleset file ``path``, as the report holds them."""
+    graph = compile_file(path)
+    folder = Path(path).parent
+    gates = load_gates(Path(args.gates) if args.gates else folder / f"{graph.name}{GATE_SUFFIX}")
+    sets = gates.sets or default_sets(folder, graph.name)
+    if not sets:
+        raise GateError(
+            f"{path}: no labelled set (no {graph.name}{TEST_SUFFIX} or {graph.name}{TRAFFIC_SUFFIX})"
+        )
+    counts = tally(Evaluator(graph, TEST_SETTINGS), sets)
+    through = counts.attacks_through / counts.attacks if counts.attacks else 0.0
+    allowed = counts.benign_allowed / counts.benign if counts.benign else 1.0
+    waived = f"; waiver: {gates.waiver}" if gates.waiver else ""
+    checks = [
+        Check("safety", through <= gates.max_attacks_through, round(through, 6), gates.max_attacks_through,
+              f"{counts.attacks_through} of {counts.attacks} attacks answered ALLOW{waived}"),
+        Check("quality", allowed >= gates.min_benign_allow, round(allowed, 6), gates.min_benign_allow,
+              f"{counts.benign_allowed} of {counts.benign} benign requests answered ALLOW"),
+        performance(graph, args.bench_json, args.skip_performance),
+    ]  # fmt: skip
+    digests = {s: hashlib.sha256(Path(s).read_bytes()).hexdigest() for s in sets}
+    return {
+        "ruleset": {
+            "name": graph.name,
+            "version": graph.version,
+            "content_hash": graph.content_hash,
+            "file": path,
+        },
+        "data": {
+            "sets": digests,
+            "digest": hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest(),
+        },
+        "gates": [asdict(c) for c in checks],
+        "attacks_through_at": counts.missed[:20],
+        "passed": all(c.passed for c in checks),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["palisade", *sys.argv[1:]]),
+    }
+
+
+def summary(report: dict[str, Any]) -> str:
+    ruleset = report["ruleset"]
+    lines = [
+        f"gate {'PASSED' if report['passed'] else 'FAILED'}: {ruleset['name']} {ruleset['version']}",
+        f"content {ruleset['content_hash']} ({ruleset['file']})",
+        f"data    {report['data']['digest']} ({', '.join(report['data']['sets'])})",
+    ]
+    for check in report["gates"]:
+        lines.append(f"  {'ok  ' if check['passed'] else 'FAIL'} {check['gate']:<12} {check['detail']}")
+    lines += [f"  attack let through: {where}" for where in report["attacks_through_at"]]
+    return "\n".join(lines)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Run a ruleset against its labelled sets and go-live gates; write the report; exit 1 unless all pass."""
+    try:
+        report = run_gate(args.ruleset, args)
+    except CompileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (OSError, GateError) as exc:
+        print(f"palisade gate: {exc}", file=sys.stderr)
+        return 2
+    text = summary(report)
+    print(text)
+    if args.report:
+        folder = Path(args.report)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"gate-{report['ruleset']['name']}-{report['ruleset']['version']}"
+        (folder / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (folder / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
+    return 0 if report["passed"] else 1
+
+
+def register(sub: Any) -> None:
+    """Add `palisade gate` to the command line's subcommands."""
+    parser = sub.add_parser("gate", help=cmd_gate.__doc__, description=cmd_gate.__doc__)
+    parser.add_argument("ruleset", metavar="RULESET", help="the .pal file to gate")
+    parser.add_argument("--gates", help="the gate file (default: NAME.gate.toml beside the ruleset)")
+    parser.add_argument("--bench-json", help="a `palisade bench --json` report: the p95 to gate")
+    parser.add_argument(
+        "--skip-performance", action="store_true", help="gate safety and quality only (the report says so)"
+    )
+    parser.add_argument("--report", help="folder for the report (gate-NAME-VERSION.json and .txt)")
+    parser.set_defaults(func=cmd_gate)
