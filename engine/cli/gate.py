@@ -6,7 +6,9 @@ Gates (defaults; NAME.gate.toml beside the ruleset may set them, docs/rollout.md
   looser number needs a ``waiver`` text, which the report repeats;
 - quality: the share of benign requests answered ALLOW is at least ``min_benign_allow`` (0.95; only
   a stricter number is taken);
-- performance: p95 within the ruleset's budget, read from a `palisade bench --json` report.
+- performance: p95 within the ruleset's budget, measured by `palisade bench` on the ruleset itself
+  (``--bench``: its scenario, NAME.scenario.toml beside the base ruleset, through a real server), or
+  read from a `palisade bench --json` report (``--bench-json``).
 
 Labelled sets: policy tests (NAME.tests.toml: ``expect = "allow"`` is benign, any other outcome an
 attack) and labelled JSON Lines (NAME.traffic.jsonl: label 1 is an attack), those beside the ruleset
@@ -18,7 +20,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -30,6 +35,7 @@ from dsl.compiler import compile_file
 from dsl.diagnostics import CompileError
 from dsl.ir import Graph
 from dsl.types import Outcome
+from engine.cli.bench.workload import find_scenario
 from engine.cli.policytest import _EXPECTATION_KEYS, TEST_SETTINGS, TEST_SUFFIX
 from engine.cli.score import parse_label, rows
 from engine.runtime.evaluator import Evaluator
@@ -148,23 +154,52 @@ def tally(evaluator: Evaluator, sets: tuple[str, ...]) -> Tally:
     return counts
 
 
-def performance(graph: Graph, bench_json: str | None, skip: bool) -> Check:
-    """p95 against the budget, from a `palisade bench --json` report."""
+def performance(graph: Graph, path: str, args: argparse.Namespace) -> Check:
+    """p95 against the budget: measured now (``--bench``), or from a `palisade bench --json` report."""
     budget_ms = graph.budget_p95_us / 1000
-    if skip:
+    if args.skip_performance:
         return Check("performance", True, None, budget_ms, "skipped (--skip-performance): not evidence")
-    if not bench_json:
-        return Check("performance", False, None, budget_ms, "not measured: give --bench-json FILE")
+    if args.bench:
+        how = f"palisade bench at {args.bench_rate:g}/s, 3 x {args.bench_seconds:g} s"
+        with tempfile.TemporaryDirectory(prefix="palisade-gate-") as work:
+            report = measured(graph, Path(path), Path(work), args)
+            return _bench_check(graph, report, how)
+    if not args.bench_json:
+        return Check("performance", False, None, budget_ms, "not measured: give --bench or --bench-json FILE")
+    return _bench_check(graph, Path(args.bench_json), args.bench_json)
+
+
+def measured(graph: Graph, path: Path, work: Path, args: argparse.Namespace) -> Path:
+    """Run `palisade bench` on the ruleset file ``path`` alone (as NAME.pal, beside the libraries it
+    imports) with its scenario; the path of its JSON report."""
+    scenario = find_scenario(path.with_name(f"{graph.name}.pal"))
+    if scenario is None:
+        raise GateError(f"{path}: no scenario to bench ({graph.name}.scenario.toml beside it)")
+    folder = work / "rulesets"
+    folder.mkdir()
+    shutil.copyfile(path, folder / f"{graph.name}.pal")
+    if (path.parent / "lib").is_dir():
+        shutil.copytree(path.parent / "lib", folder / "lib")
+    report = work / "bench.json"
+    command = [sys.executable, "-m", "engine.cli.main", "bench", "--rulesets", str(folder),
+               "--scenario", str(scenario), "--json", str(report), "--rate", f"{args.bench_rate:g}",
+               "--duration", f"{args.bench_seconds:g}", "--warmup", "3", "--repeat", "3"]  # fmt: skip
+    ran = subprocess.run(command, check=False, capture_output=True, text=True)
+    sys.stderr.write(ran.stdout + ran.stderr)  # its verdict is read from the report
+    return report
+
+
+def _bench_check(graph: Graph, report_path: Path, source: str) -> Check:
+    """The performance gate from a `palisade bench --json` report; ``source`` says where it came from."""
+    budget_ms = graph.budget_p95_us / 1000
     try:
-        report = json.loads(Path(bench_json).read_text(encoding="utf-8"))
+        report = json.loads(report_path.read_text(encoding="utf-8"))
         entry = next(r for r in report["rulesets"] if r["ruleset"] == graph.name)
         p95 = float(entry["p95_ms"])
     except (OSError, ValueError, KeyError, StopIteration, TypeError) as exc:
-        return Check("performance", False, None, budget_ms, f"{bench_json}: no p95 of {graph.name}: {exc!r}")
+        return Check("performance", False, None, budget_ms, f"{source}: no p95 of {graph.name}: {exc!r}")
     ok = budget_ms <= 0 or p95 <= budget_ms
-    return Check(
-        "performance", ok, p95, budget_ms, f"p95 {p95:.1f} ms (budget {budget_ms:g} ms), {bench_json}"
-    )
+    return Check("performance", ok, p95, budget_ms, f"p95 {p95:.1f} ms (budget {budget_ms:g} ms), {source}")
 
 
 def run_gate(path: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -186,7 +221,7 @@ def run_gate(path: str, args: argparse.Namespace) -> dict[str, Any]:
               f"{counts.attacks_through} of {counts.attacks} attacks answered ALLOW{waived}"),
         Check("quality", allowed >= gates.min_benign_allow, round(allowed, 6), gates.min_benign_allow,
               f"{counts.benign_allowed} of {counts.benign} benign requests answered ALLOW"),
-        performance(graph, args.bench_json, args.skip_performance),
+        performance(graph, path, args),
     ]  # fmt: skip
     digests = {s: hashlib.sha256(Path(s).read_bytes()).hexdigest() for s in sets}
     return {
@@ -247,7 +282,11 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("gate", help=cmd_gate.__doc__, description=cmd_gate.__doc__)
     parser.add_argument("ruleset", metavar="RULESET", help="the .pal file to gate")
     parser.add_argument("--gates", help="the gate file (default: NAME.gate.toml beside the ruleset)")
-    parser.add_argument("--bench-json", help="a `palisade bench --json` report: the p95 to gate")
+    measure = parser.add_mutually_exclusive_group()
+    measure.add_argument("--bench", action="store_true", help="measure p95 now with `palisade bench`")
+    measure.add_argument("--bench-json", help="a `palisade bench --json` report: the p95 to gate")
+    parser.add_argument("--bench-rate", type=float, default=10.0, help="Checks per second for --bench")
+    parser.add_argument("--bench-seconds", type=float, default=10.0, help="each of --bench's 3 repetitions")
     parser.add_argument(
         "--skip-performance", action="store_true", help="gate safety and quality only (the report says so)"
     )

@@ -4,6 +4,7 @@ passing, `palisade diff` on an audit export, and shadow records through an in-pr
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from engine.runtime.rollout import Plan, Role, RolloutError, in_canary, load_pla
 from engine.runtime.shadow import MIN_RATE, Sampler
 
 HERE = Path(__file__).parent / "rulesets"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def two_versions(folder: Path) -> Path:
@@ -153,3 +155,17 @@ def test_shadow_records_and_diff_on_an_audit_export(
     report = json.loads(capsys.readouterr().out)
     assert (report["offered"], report["shadowed"], report["differing"]) == (3, 3, 1)
     assert report["examples"]["ALLOW->BLOCK"] == [shadows[0]["decision"]]
+
+
+def test_gate_benches_the_candidate_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "rulesets"
+    shutil.copytree(ROOT / "rulesets", folder)
+    source = (folder / "support_bot.pal").read_text(encoding="utf-8")
+    candidate = folder / "support_bot@9.9.9.pal"
+    candidate.write_text(re.sub(r'version "[^"]+"', 'version "9.9.9"', source, count=1), encoding="utf-8")
+    code = gate(str(candidate), "--bench", "--bench-seconds", "1", "--report", str(tmp_path / "out"))
+    report = json.loads((tmp_path / "out" / "gate-support_bot-9.9.9.json").read_text())
+    (check,) = [c for c in report["gates"] if c["gate"] == "performance"]
+    assert isinstance(check["value"], float) and "palisade bench at 10/s" in check["detail"]
+    assert check["passed"] is (check["value"] <= check["threshold"])
+    assert code == (0 if report["passed"] else 1)
