@@ -26,6 +26,7 @@ from engine.config import ServeConfig
 from engine.runtime.decision import Decision
 from engine.runtime.evaluator import Evaluator
 from engine.runtime.ids import new_id
+from engine.runtime.observer import observer
 from engine.runtime.registry import Registry, compile_rulesets
 from engine.runtime.request import Request
 
@@ -126,7 +127,11 @@ class Guard:
         timeout = self.default_timeout_s if timeout_s is None else timeout_s
         evaluated = evaluator.evaluate(request, timeout_s=timeout)
         gated = self._gated(evaluator, evaluated, request, decision_id, started)
+        recording = time.perf_counter()
         decision = self._recorded(evaluator, gated.decision, request, decision_id, started)
+        observer().checked(
+            request.stage, evaluated, decision, decision_id=decision_id, started=started, recording=recording
+        )
         return Checked(decision, decision_id, evaluator.graph.default, gated.approval)
 
     def _gated(
