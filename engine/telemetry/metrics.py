@@ -145,15 +145,29 @@ class Metrics:
 
     def loaded(self, graphs: Iterable[Graph]) -> None:
         """Serve these rulesets' info and budgets from now on; those replaced read 0."""
+        graphs = list(graphs)
         served = {(g.name, g.version, g.content_hash) for g in graphs}
         for gone in self._served - served:
             self.ruleset_info.labels(*gone).set(0)
         for key in served:
             self.ruleset_info.labels(*key).set(1)
         self._served = served
+        for graph in graphs:
+            self._zeroes(graph)
         self._budgets = {(g.name, g.version): g.budget_p95_us / 1e6 for g in graphs if g.budget_p95_us}
         for (name, version), budget in self._budgets.items():
             self.budget.labels(name, version).set(budget)
+
+    def _zeroes(self, graph: Graph) -> None:
+        """Create the ruleset's series at zero, so that rates start from the first scrape and every
+        series a dashboard asks for exists before its first event."""
+        self.over_budget.labels(graph.name)
+        self.unrecorded.labels(graph.name)
+        for kind in {node.kind for node in graph.detectors.values()}:
+            for family in (self.detector_calls, self.detector_errors, self.detector_timeouts):
+                family.labels(graph.name, kind)
+            for family in (self.detector_cache_hits, self.detector_cache_misses, self.detector_seconds):
+                family.labels(graph.name, kind)
 
     def audit_committed(self, records: int, seconds: float, queued: int) -> None:
         self.audit_records.inc(records)
