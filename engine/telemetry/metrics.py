@@ -163,11 +163,11 @@ class Metrics:
         series a dashboard asks for exists before its first event."""
         self.over_budget.labels(graph.name)
         self.unrecorded.labels(graph.name)
+        counters = (self.detector_calls, self.detector_errors, self.detector_timeouts)
         for kind in {node.kind for node in graph.detectors.values()}:
-            for family in (self.detector_calls, self.detector_errors, self.detector_timeouts):
+            for family in (*counters, self.detector_cache_hits, self.detector_cache_misses):
                 family.labels(graph.name, kind)
-            for family in (self.detector_cache_hits, self.detector_cache_misses, self.detector_seconds):
-                family.labels(graph.name, kind)
+            self.detector_seconds.labels(graph.name, kind)
 
     def audit_committed(self, records: int, seconds: float, queued: int) -> None:
         self.audit_records.inc(records)

@@ -40,7 +40,9 @@ def _tool(name: str) -> str:
 
 def test_promtool_checks_the_rules_and_their_unit_tests_pass() -> None:
     for command in (["check", "rules", str(RULES)], ["test", "rules", str(RULE_TESTS)]):
-        done = subprocess.run([_tool("promtool"), *command], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [_tool("promtool"), *command], check=False, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stdout + done.stderr
 
 
