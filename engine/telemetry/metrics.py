@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -54,7 +55,6 @@ class Metrics:
             registry=r,
         )
         detector = ["ruleset", "detector"]
-        self.detector_calls = Counter("palisade_detector_calls", "Detector runs", detector, registry=r)
         self.detector_errors = Counter("palisade_detector_errors", "Detector failures", detector, registry=r)
         self.detector_timeouts = Counter(
             "palisade_detector_timeouts", "Detector runs stopped at the deadline", detector, registry=r
@@ -111,37 +111,47 @@ class Metrics:
         self.requests = Counter(
             "palisade_grpc_requests", "gRPC calls answered, by status code", ["method", "code"], registry=r
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (metric, label values): its child
         self._budgets: dict[tuple[str, str], float] = {}
         self._served: set[tuple[str, str, str]] = set()
         self._down_since: float | None = None
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (labels() validates and locks on every call)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def checked(self, stage: Stage, evaluated: Decision, decision: Decision, seconds: float) -> None:
         """Count one Check: its decision, matches and detectors, and its time against the budget."""
-        name, version = decision.ruleset, decision.version
-        self.decisions.labels(name, version, stage.value, decision.outcome.label).inc()
-        self.check_seconds.labels(name, stage.value).observe(seconds)
+        name, version, child = decision.ruleset, decision.version, self._child
+        child(self.decisions, name, version, stage.value, decision.outcome.label).inc()
+        child(self.check_seconds, name, stage.value).observe(seconds)
         if seconds > self._budgets.get((name, version), float("inf")):
-            self.over_budget.labels(name).inc()
+            child(self.over_budget, name).inc()
         for match in decision.matches:
-            self.matches.labels(name, match.rule).inc()
-        if any(e.code == UNRECORDED_CODE for e in decision.errors):
-            self.unrecorded.labels(name).inc()
-        self._detectors(evaluated)
+            child(self.matches, name, match.rule).inc()
+        if decision.errors and any(e.code == UNRECORDED_CODE for e in decision.errors):
+            child(self.unrecorded, name).inc()
+        if evaluated.detectors:
+            self._detectors(evaluated)
 
     def _detectors(self, evaluated: Decision) -> None:
-        timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE}
+        timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE} if evaluated.errors else ()
+        child = self._child
         for report in evaluated.detectors:
             labels = (evaluated.ruleset, report.kind)
-            self.detector_calls.labels(*labels).inc()
-            self.detector_seconds.labels(*labels).observe(report.duration_us / 1e6)
+            child(self.detector_seconds, *labels).observe(report.duration_us / 1e6)
             if report.node in timeouts:
-                self.detector_timeouts.labels(*labels).inc()
+                child(self.detector_timeouts, *labels).inc()
             elif report.error:
-                self.detector_errors.labels(*labels).inc()
+                child(self.detector_errors, *labels).inc()
             if report.cache_hits:
-                self.detector_cache_hits.labels(*labels).inc(report.cache_hits)
+                child(self.detector_cache_hits, *labels).inc(report.cache_hits)
             if report.cache_misses:
-                self.detector_cache_misses.labels(*labels).inc(report.cache_misses)
+                child(self.detector_cache_misses, *labels).inc(report.cache_misses)
 
     def loaded(self, graphs: Iterable[Graph]) -> None:
         """Serve these rulesets' info and budgets from now on; those replaced read 0."""
@@ -163,9 +173,9 @@ class Metrics:
         series a dashboard asks for exists before its first event."""
         self.over_budget.labels(graph.name)
         self.unrecorded.labels(graph.name)
-        counters = (self.detector_calls, self.detector_errors, self.detector_timeouts)
+        counters = (self.detector_errors, self.detector_timeouts, self.detector_cache_hits)
         for kind in {node.kind for node in graph.detectors.values()}:
-            for family in (*counters, self.detector_cache_hits, self.detector_cache_misses):
+            for family in (*counters, self.detector_cache_misses):
                 family.labels(graph.name, kind)
             self.detector_seconds.labels(graph.name, kind)
 
@@ -186,10 +196,10 @@ class Metrics:
             self._down_since = None
 
     def approval(self, event: str, queue: str) -> None:
-        self.approvals.labels(queue, event).inc()
+        self._child(self.approvals, queue, event).inc()
 
     def answered(self, method: str, code: str) -> None:
-        self.requests.labels(method, code).inc()
+        self._child(self.requests, method, code).inc()
 
 
 class PendingApprovals:

@@ -44,7 +44,9 @@ def test_checks_detectors_audit_approvals_and_calls_are_counted(counted: Collect
         assert value("palisade_decisions_total", block | {"stage": "tool_call", "outcome": "escalate"}) == 1
         assert value("palisade_rule_matches_total", {"ruleset": RULESET, "rule": "refunds"}) == 2
         assert value("palisade_check_duration_seconds_count", {"ruleset": RULESET, "stage": "input"}) == 6
-        assert value("palisade_detector_calls_total", {"ruleset": RULESET, "detector": "regex"}) == 6
+        assert (
+            value("palisade_detector_duration_seconds_count", {"ruleset": RULESET, "detector": "regex"}) == 6
+        )
         assert value("palisade_detector_errors_total", {"ruleset": RULESET, "detector": "regex"}) == 0
         assert value("palisade_audit_records_total") == 7 + 2  # the Checks, then opened and denied
         assert value("palisade_approvals_total", {"queue": "sre-oncall", "event": "opened"}) == 1
