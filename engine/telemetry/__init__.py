@@ -123,7 +123,7 @@ def start_worker(config: ServeConfig) -> Telemetry | None:
     if config.tracing.enabled:
         from engine.telemetry.tracing import Tracing, provider  # noqa: PLC0415
 
-        tracing = Tracing(provider(config.tracing.sample_ratio))
+        tracing = Tracing(provider(config.tracing.sample_ratio), config.tracing.sample_ratio)
     if metrics is None and tracing is None:
         return None
     telemetry = Telemetry(metrics, tracing)

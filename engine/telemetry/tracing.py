@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -21,6 +22,7 @@ from dsl.types import Stage
 from engine.runtime.decision import Decision, DetectorReport
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+_NEW_TRACE: AbstractContextManager[None] = nullcontext()  # no traceparent: the Check starts a trace
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 SERVICE_NAME = "palisade"
 
@@ -56,14 +58,17 @@ class Tracing:
     """Makes the spans of each Check once it ends, from the times the decision carries: nothing is
     traced while the Check runs, and an unsampled Check costs one sampling decision."""
 
-    def __init__(self, tracer_provider: TracerProvider) -> None:
+    def __init__(self, tracer_provider: TracerProvider, sample_ratio: float | None = None) -> None:
         self.provider = tracer_provider
         self.tracer: Tracer = tracer_provider.get_tracer("palisade")
+        # the provider's ratio, when known: a new trace it would not sample is skipped before the SDK
+        # is asked (its unsampled start_span costs about as much as a regex Check's evaluation)
+        self.sample_ratio = sample_ratio
 
     def traced(self, headers: Iterable[tuple[str, str | bytes]]) -> AbstractContextManager[None]:
         """Checks made inside are children of the ``traceparent`` in ``headers``, if one is there."""
         carrier = {k.lower(): v for k, v in headers if isinstance(v, str) and k.lower() in _TRACE_HEADERS}
-        return _attached(_PROPAGATOR.extract(carrier)) if carrier else _attached(None)
+        return _attached(_PROPAGATOR.extract(carrier)) if carrier else _NEW_TRACE
 
     def checked(
         self,
@@ -75,19 +80,19 @@ class Tracing:
         started: float,
         recording: float,
     ) -> None:
+        unsampled = self.sample_ratio is not None and random.random() >= self.sample_ratio
+        if unsampled and not trace.get_current_span().get_span_context().is_valid:
+            return  # a new trace, and not one of the sampled share
         ended = time.perf_counter()
         offset_ns = time.time_ns() - time.perf_counter_ns()
 
         def ns(t: float) -> int:
             return int(t * 1e9) + offset_ns
 
-        root = self.tracer.start_span(
-            "palisade.check",
-            start_time=ns(started),
-            attributes=check_attributes(stage, decision, decision_id),
-        )
-        if not root.is_recording():
+        root = self.tracer.start_span("palisade.check", start_time=ns(started))
+        if not root.is_recording():  # not sampled: nothing more to make
             return
+        root.set_attributes(check_attributes(stage, decision, decision_id))
         parent = trace.set_span_in_context(root)
         self._evaluation(parent, evaluated, ns(started))
         audit = self.tracer.start_span("palisade.audit.append", context=parent, start_time=ns(recording))
@@ -154,8 +159,8 @@ def check_attributes(stage: Stage, decision: Decision, decision_id: str) -> dict
 
 
 @contextmanager
-def _attached(parent: otel_context.Context | None) -> Iterator[None]:
-    token = otel_context.attach(parent if parent is not None else otel_context.Context())
+def _attached(parent: otel_context.Context) -> Iterator[None]:
+    token = otel_context.attach(parent)
     try:
         yield
     finally:

@@ -45,7 +45,7 @@ def spans() -> Iterator[Finished]:
     yields what returns the spans finished so far."""
     exporter = InMemorySpanExporter()
     tracer_provider = provider(0.0, exporter)
-    before = install(Telemetry(None, Tracing(tracer_provider)))
+    before = install(Telemetry(None, Tracing(tracer_provider, 0.0)))
 
     def finished() -> tuple[ReadableSpan, ...]:
         tracer_provider.force_flush()
