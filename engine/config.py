@@ -62,6 +62,29 @@ class ApprovalsConfig(BaseModel):
     keep_days: float = Field(default=30.0, gt=0)
 
 
+class MetricsConfig(BaseModel):
+    """The `[metrics]` table: Prometheus metrics of every worker at http://ADDRESS/metrics; off unless set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(default="", pattern=r"^$|^(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):\d{1,5}$")  # HOST:PORT
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+
+class TracingConfig(BaseModel):
+    """The `[tracing]` table: OpenTelemetry spans over OTLP, set up by the standard OTEL_* variables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    # the share of new traces sampled (a caller's sampled traceparent is always followed); unset:
+    # OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG decide (every trace by default)
+    sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
 class ServeConfig(BaseModel):
     """Everything `palisade serve` needs; a TOML file sets any of it and flags override the file."""
 
@@ -95,6 +118,8 @@ class ServeConfig(BaseModel):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)  # the [approvals] table
     audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
     envoy: EnvoyConfig = Field(default_factory=EnvoyConfig)  # the [envoy] table: Envoy's ext_proc, off
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # the [metrics] table: Prometheus, off
+    tracing: TracingConfig = Field(default_factory=TracingConfig)  # the [tracing] table: OTLP spans, off
 
     @property
     def detector_settings(self) -> DetectorSettings:

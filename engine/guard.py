@@ -28,6 +28,7 @@ from engine.config import ServeConfig
 from engine.runtime.decision import Decision
 from engine.runtime.evaluator import Evaluator
 from engine.runtime.ids import new_id
+from engine.runtime.observer import observer
 from engine.runtime.registry import Registry, compile_rulesets
 from engine.runtime.request import Request
 from engine.runtime.rollout import Role, RolloutError, load_plans, rollout_path
@@ -144,13 +145,13 @@ class Guard:
         timeout = self.default_timeout_s if timeout_s is None else timeout_s
         evaluated = evaluator.evaluate(request, timeout_s=timeout)
         gated = self._gated(evaluator, evaluated, request, decision_id, started)
-        plan, shadow = registry.plans.get(ruleset), registry.shadow(ruleset)
-        if role is Role.PINNED or shadow is evaluator:
-            shadow = None
-        shadowed = "" if shadow is None else shadow.graph.version
-        rollout = None if plan is None else rollout_field(plan, role, shadowed)
+        rollout, shadow = _rollout(registry, ruleset, role, evaluator)
+        recording = time.perf_counter()
         decision = self._recorded(
             evaluator, gated.decision, request, decision_id, started, decided=decided, rollout=rollout
+        )
+        observer().checked(
+            request.stage, evaluated, decision, decision_id=decision_id, started=started, recording=recording
         )
         if shadow is not None:
             self.shadows.offer(shadow, request, evaluated, decision_id, evaluator.graph.budget_p95_us)
@@ -217,6 +218,18 @@ class Guard:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _rollout(
+    registry: Registry, ruleset: str, role: Role, evaluator: Evaluator
+) -> tuple[dict[str, object] | None, Evaluator | None]:
+    """What a Check's record says of its ruleset's rollout (None: no plan), and the shadow version to
+    evaluate the Check with (None: none, or the one that answered)."""
+    plan, shadow = registry.plans.get(ruleset), registry.shadow(ruleset)
+    if role is Role.PINNED or shadow is evaluator:
+        shadow = None
+    shadowed = "" if shadow is None else shadow.graph.version
+    return (None if plan is None else rollout_field(plan, role, shadowed)), shadow
 
 
 def _warmed(registry: Registry) -> Registry:

@@ -16,6 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engine.server", "engine.client"),  # the front doors: adapt a protocol to Guard, or call one
     ("engine.envoy",),  # the Envoy ext_proc front door, which engine.server hosts in each worker
     ("engine.protocol",),  # the gRPC wire: generated code and the proto <-> domain codecs
+    ("engine.telemetry",),  # Prometheus metrics and OpenTelemetry traces behind engine.runtime.observer
     ("engine.guard",),  # the Check use case
     ("engine.config",),  # the service's settings
     ("engine.envoy.config",),  # the [envoy] table's model: engine.config holds it, engine.envoy reads it
@@ -102,6 +103,8 @@ def test_imports_go_down_the_layers() -> None:
         ("engine.config", "engine.envoy.config", True),
         ("engine.envoy.config", "engine.config", False),
         ("benchmarks.compare", "engine.cli.bench.runner", True),
+        ("engine.guard", "engine.telemetry", False),  # Guard reports to engine.runtime.observer only
+        ("engine.audit.writer", "engine.runtime.observer", True),
     ],
 )
 def test_the_check_itself(module: str, imported: str, allowed: bool) -> None:
@@ -129,6 +132,8 @@ def _third_party_users(top: str) -> set[str]:
             {"engine.server", "engine.client", "engine.envoy", "engine.protocol", "engine.cli", "benchmarks"},
         ),
         ("envoy", {"engine.envoy"}),  # xds-protos: Envoy's generated messages (engine/envoy/wire.py)
+        ("prometheus_client", {"engine.telemetry"}),
+        ("opentelemetry", {"engine.telemetry", "benchmarks"}),  # benchmarks: an OTLP receiver
     ],
 )
 def test_third_party_packages_stay_in_their_layer(top: str, allowed: set[str]) -> None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from engine.approvals.model import Approval, Change, State, now_us
 from engine.approvals.store import ApprovalStore, Query, Recorder
 from engine.audit import AuditLog
+from engine.runtime.observer import observer
 
 log = logging.getLogger("palisade.approvals")
 ENGINE_ACTOR = "palisade"
@@ -31,6 +32,7 @@ class Approvals:
             self.audit.append_approval(
                 event, approval.audit_data(), actor=who, comment=why, decision_id=decision_id
             )
+            observer().approval(event, approval.queue)
 
         return record
 

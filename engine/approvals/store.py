@@ -139,6 +139,12 @@ class ApprovalStore:
         with self._reading() as conn:
             return conn.execute(sql, (State.PENDING.value, now_us)).fetchone() is not None
 
+    def pending_by_queue(self, now_us: int) -> dict[str, int]:
+        """How many approvals are pending, and not yet past their deadline, in each queue."""
+        sql = "SELECT queue, COUNT(*) FROM approvals WHERE state = ? AND deadline_us > ? GROUP BY queue"
+        with self._reading() as conn:
+            return {str(q): int(n) for q, n in conn.execute(sql, (State.PENDING.value, now_us))}
+
     # writing
 
     def open_or_join(self, candidate: Approval, record: Recorder) -> tuple[Approval, bool]:

@@ -19,6 +19,7 @@ from engine.audit.outage import Outage
 from engine.audit.record import Entry, Record
 from engine.audit.retention import prune
 from engine.audit.store import Store
+from engine.runtime.observer import observer
 
 log = logging.getLogger("palisade.audit")
 HealthListener = Callable[[bool], None]
@@ -261,6 +262,7 @@ class Writer:
             return not closing or (self._healthy and bool(self._batch.entries))
 
     def _write(self, batch: _Batch) -> None:
+        started = time.perf_counter()
         try:
             results, checkpoint = self._chain.append(self._open(), batch.entries)
         except _WRITE_ERRORS as exc:
@@ -270,6 +272,7 @@ class Writer:
         self._recovered()
         written = sum(isinstance(r, Record) for r in results)
         self._count(transactions=1, records=written)
+        observer().audit_committed(written, time.perf_counter() - started, len(self._batch.entries))
         if written and not self._unsigned:
             self._next_checkpoint = time.monotonic() + self._config.checkpoint_every_seconds
             self._rearm = True

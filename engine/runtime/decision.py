@@ -41,6 +41,7 @@ class DetectorReport:
     cache_hits: int = 0  # texts (messages) whose result came from the cache
     cache_misses: int = 0  # texts it scanned, then cached
     models: tuple[ModelVersion, ...] = ()  # what its findings come from; () for a pattern detector
+    started_s: float = 0.0  # time.perf_counter() when it started (traces place its span by it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,10 +343,13 @@ class _Run:
         kind, models = run.kind, run.models
         scan = self.scans.pop(node_id, None) if self.scans else None
         if scan is None:
-            self.reports.append(_new_report(node_id, kind, findings, elapsed, error, models=models))
+            self.reports.append(
+                _new_report(node_id, kind, findings, elapsed, error, models=models, started_s=started)
+            )
             return
         cached = scan.hits > 0 and scan.misses == 0
-        report = _new_report(node_id, kind, findings, elapsed, error, cached, scan.hits, scan.misses, models)
+        hits, misses = scan.hits, scan.misses
+        report = _new_report(node_id, kind, findings, elapsed, error, cached, hits, misses, models, started)
         self.reports.append(report)
 
     def prefetch(self, rules: tuple[_Rule, ...]) -> None:

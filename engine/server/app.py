@@ -22,6 +22,7 @@ from engine.config import ServeConfig
 from engine.envoy.server import EnvoyServer
 from engine.guard import Guard, StartError, check_rulesets
 from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb, pb
+from engine.runtime.observer import observer
 from engine.runtime.registry import Registry
 from engine.runtime.rollout import load_plans, rollout_path
 from engine.server.admission import Admission
@@ -29,6 +30,7 @@ from engine.server.approvals_servicer import ApprovalsServicer
 from engine.server.guard_servicer import GuardServicer
 from engine.server.handlers import add_servicer
 from engine.server.tls import ServerTls, TlsError
+from engine.telemetry import observed
 
 log = logging.getLogger("palisade.server")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -124,6 +126,7 @@ class GuardServer:
         self.server.start()
         if self.envoy is not None:
             self.envoy.start()
+        observer().loaded(e.graph for e in self.registry)
         self._set_serving(self.guard.healthy)
         return self.port
 
@@ -151,6 +154,7 @@ class GuardServer:
             log.error("reload refused, serving the rulesets as before: %s", exc)
             return False
         before, self.guard.registry = self.registry, registry
+        observer().loaded(e.graph for e in registry)
         served = ", ".join(f"{name} {version}" for name, version in sorted(registry.by_key))
         served += "".join(f"; {name}: {plan.data()}" for name, plan in sorted(registry.plans.items()))
         log.info("reloaded %d ruleset(s): %s", len(registry.by_key), served)
@@ -185,6 +189,7 @@ class GuardServer:
         """Health follows the audit log: no durable record, no service (NOT_SERVING)."""
         for service in ("", GUARD_SERVICE):
             self.health.set(service, SERVING if ok else NOT_SERVING)
+        observer().serving(ok)
 
     def stop(self, grace_s: float | None = None) -> None:
         """Refuse new calls, let the ones in flight finish (up to ``grace_s``), then release everything.
@@ -291,6 +296,17 @@ def serve(
     on_signals(stopping.set, reloader.request)
     if parent_pid is not None:
         threading.Thread(target=_watch_parent, args=(parent_pid, stopping), daemon=True).start()
+    with observed(config, endpoint=parent_pid is None):
+        return _serve(config, reuse_port, ready, stopping, reloader)
+
+
+def _serve(
+    config: ServeConfig,
+    reuse_port: bool,
+    ready: Callable[[str], None] | None,
+    stopping: threading.Event,
+    reloader: Reloader,
+) -> int:
     server = GuardServer(config, reuse_port=reuse_port)
     reloader.start(server)
     port = server.start()

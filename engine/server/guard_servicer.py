@@ -13,6 +13,7 @@ from engine.guard import Guard
 from engine.protocol.request_codec import InvalidRequest, request_from_proto
 from engine.protocol.response_codec import response_from_decision
 from engine.protocol.wire import pb, pb_grpc
+from engine.runtime.observer import observer
 from engine.runtime.registry import UnknownRuleset
 from engine.server.admission import Delay, done_working, time_left_s
 
@@ -43,7 +44,8 @@ class GuardServicer(pb_grpc.GuardServicer):
     def Check(self, request: pb.CheckRequest, context: grpc.ServicerContext) -> pb.CheckResponse:  # noqa: N802
         started = time.perf_counter()
         try:
-            return self._check(request, context, started)
+            with observer().traced(context.invocation_metadata()):
+                return self._check(request, context, started)
         except InvalidRequest as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except UnknownRuleset as exc:

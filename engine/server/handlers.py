@@ -10,6 +10,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from engine.runtime.observer import observer
 from engine.server.admission import Admission, Delay, RequestPool
 
 Behaviour = Callable[[Any, grpc.ServicerContext], Any]
@@ -55,9 +56,12 @@ def _handler(
     serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
 
     def unary(raw: bytes, context: grpc.ServicerContext) -> Any:
-        request = _parse(request_type, raw, context)
-        with admission.working(context, delay(request) if delay else None):
-            return behaviour(request, context)
+        try:
+            request = _parse(request_type, raw, context)
+            with admission.working(context, delay(request) if delay else None):
+                return behaviour(request, context)
+        finally:
+            observer().answered(method.name, _code(context))
 
     def streamed(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
         request = _parse(request_type, raw, context)
@@ -76,3 +80,9 @@ def _parse(kind: type[Message], raw: bytes, context: grpc.ServicerContext) -> Me
     except DecodeError as exc:
         details = f"request: not a valid {kind.DESCRIPTOR.full_name}: {exc}"
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, details)
+
+
+def _code(context: grpc.ServicerContext) -> str:
+    """The status a call ended with: the one it aborted with, else OK."""
+    code = context.code()  # type: ignore[attr-defined]  # grpcio has it; its stubs do not
+    return code.name if isinstance(code, grpc.StatusCode) else "OK"

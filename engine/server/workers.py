@@ -27,6 +27,7 @@ from engine.server.app import (
     on_signals,
     serve,
 )
+from engine.telemetry import observed, worker_gone
 
 log = logging.getLogger("palisade.server")
 _CTX = multiprocessing.get_context("spawn")
@@ -136,6 +137,7 @@ class Supervisor:
             for i, process in enumerate(self.workers):
                 if not process.is_alive() and not self.stopping.is_set():
                     log.error("worker %s exited with %s; restarting it", process.pid, process.exitcode)
+                    worker_gone(self.config, process.pid or 0)
                     time.sleep(_RESTART_DELAY_S)
                     self.workers[i] = self._spawn()
         self.stop()  # again: a worker started while the first stop() ran has not been told yet
@@ -155,9 +157,10 @@ def serve_workers(config: ServeConfig, ready: Callable[[str], None] | None = Non
     supervisor = Supervisor(config.model_copy(update={"listen": listen}))
     on_signals(supervisor.stop, supervisor.reload)
     try:
-        supervisor.start()
-        if ready is not None:
-            ready(listen)
-        return supervisor.supervise()
+        with observed(config, endpoint=True, observe=False):  # /metrics adds up the workers' metrics
+            supervisor.start()
+            if ready is not None:
+                ready(listen)
+            return supervisor.supervise()
     finally:
         reserved.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from engine.audit.config import AuditConfig, Retention
-from engine.config import Limits, ServeConfig, load_config
+from engine.config import Limits, MetricsConfig, ServeConfig, TracingConfig, load_config
 from engine.envoy.config import EnvoyConfig
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -30,7 +30,15 @@ def test_the_documented_file_sets_every_setting_to_its_default(tmp_path: Path) -
 
 def test_every_setting_is_documented() -> None:
     example = _example()
-    models: list[type[BaseModel]] = [ServeConfig, Limits, AuditConfig, Retention, EnvoyConfig]
+    models: list[type[BaseModel]] = [
+        ServeConfig,
+        Limits,
+        AuditConfig,
+        Retention,
+        EnvoyConfig,
+        MetricsConfig,
+        TracingConfig,
+    ]
     missing = [
         f"{model.__name__}.{name}"
         for model in models

@@ -1,0 +1,215 @@
+"""What metrics and tracing cost: the field-and-regex Check with telemetry off, metrics on, and tracing on
+at 1% sampling, side by side in one run: in process (Guard.check, interleaved blocks: latency and CPU
+per Check), then over gRPC at 1,000/s open loop (interleaved rounds, a server started for each).
+
+Run: python -m benchmarks.telemetry_bench [--rounds 3 --seconds 10]. Results: benchmarks/TELEMETRY.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Iterator, Sequence
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from benchmarks.grpc_bench import REQUESTS, RULESETS, Result, Setup, open_loop, palisade
+from dsl.types import Outcome, Stage
+from engine.cli.bench.loadgen import callers, server_process
+from engine.config import ServeConfig
+from engine.guard import Guard
+from engine.runtime.decision import Decision
+from engine.runtime.observer import Observer, install, observer
+from engine.runtime.request import Request, request_from_dict
+from engine.telemetry import MULTIPROC_ENV, Telemetry, start_worker
+
+VARIANTS: dict[str, str] = {  # name -> the config's telemetry tables
+    "off": "",
+    "metrics on": '[metrics]\naddress = "127.0.0.1:0"\n',
+    "tracing 1%": "[tracing]\nenabled = true\nsample_ratio = 0.01\n",
+}
+
+
+class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP trace receiver that counts the spans it is sent (the exporter needs somewhere to go)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self.lock = threading.Lock()
+
+    def Export(  # noqa: N802
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        count = sum(len(s.spans) for rs in request.resource_spans for s in rs.scope_spans)
+        with self.lock:
+            self.spans += count
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[_Receiver]:
+    """A receiver on a free loopback port, named in OTEL_EXPORTER_OTLP_ENDPOINT for the servers."""
+    receiver = _Receiver()
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+    try:
+        yield receiver
+    finally:
+        server.stop(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    variant: str
+    runs: list[Result]
+
+    @property
+    def p95_ms(self) -> float:
+        return statistics.median(r.p95_ms for r in self.runs)
+
+    def line(self, baseline: float) -> str:
+        p50 = statistics.median(r.p50_ms for r in self.runs)
+        p99 = statistics.median(r.p99_ms for r in self.runs)
+        each = ", ".join(f"{r.p95_ms:.3f}" for r in self.runs)
+        errors = sum(r.errors for r in self.runs)
+        change = (self.p95_ms / baseline - 1) * 100
+        return (
+            f"| {self.variant} | {p50:.3f} | **{self.p95_ms:.3f}** | {p99:.3f} | {each} | {errors} "
+            f"| {change:+.1f}% |"
+        )
+
+
+def run(rounds: int, seconds: float, rate: float, audit: str, folder: Path) -> list[Row]:
+    """Each round starts every variant's server in turn and measures it; returns a row per variant."""
+    results: dict[str, list[Result]] = {name: [] for name in VARIANTS}
+    for round_ in range(rounds):
+        for name, tables in VARIANTS.items():
+            config = folder / f"{len(results[name])}-{name.split()[0]}.toml"
+            config.write_text(f'[audit]\ndurability = "{audit}"\n\n{tables}', encoding="utf-8")
+            data_dir = folder / f"data-{name.split()[0]}"
+            command = palisade(1, Setup(str(data_dir), str(config)))
+            with server_process(command) as server, callers(server.target, 4) as calls:
+                open_loop("warm-up", calls, rate, 1.0)
+                result = open_loop(name, calls, rate, seconds)
+            results[name].append(result)
+            print(f"round {round_ + 1}: {result.line()}", flush=True)
+    return [Row(name, runs) for name, runs in results.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """One variant in process: Guard.check's latency and this process's CPU time per Check."""
+
+    variant: str
+    latencies_us: list[float]
+    cpu_us: float
+
+    def line(self, baseline: Cost) -> str:
+        ordered = sorted(self.latencies_us)
+        p50, p95 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.95)]
+        base = sorted(baseline.latencies_us)[int(len(baseline.latencies_us) * 0.95)]
+        return (
+            f"| {self.variant} | {p50:.1f} | **{p95:.1f}** | {(p95 / base - 1) * 100:+.1f}% "
+            f"| {self.cpu_us:.1f} | {self.cpu_us - baseline.cpu_us:+.1f} |"
+        )
+
+
+def in_process(blocks: int, per_block: int, folder: Path) -> list[Cost]:
+    """Guard.check on the same requests with each variant's observer installed in turn, ``blocks``
+    times over: latency per Check, and CPU time (this process's own, so other load hardly counts)."""
+    os.environ[MULTIPROC_ENV] = str(folder / "metrics")  # before prometheus_client is imported
+    (folder / "metrics").mkdir()
+    base = ServeConfig.model_validate(
+        {"rulesets": str(RULESETS), "data_dir": str(folder / "guard"), "audit": {"durability": "async"}}
+    )
+    observers: dict[str, Observer] = {"off": Observer()}
+    for name, tables in VARIANTS.items():
+        if tables:
+            config = ServeConfig.model_validate(base.model_dump() | tomllib.loads(tables))
+            telemetry = start_worker(config)
+            assert telemetry is not None
+            observers[name] = telemetry
+    install(Observer())
+    requests = [request_from_dict(r) for r in REQUESTS]
+    latencies: dict[str, list[float]] = {name: [] for name in observers}
+    cpu: dict[str, float] = dict.fromkeys(observers, 0.0)
+    with Guard.open(base) as guard:
+        for _ in range(blocks):
+            for name, observer in observers.items():
+                install(observer)
+                cpu[name] += _block(guard, requests, per_block, latencies[name])
+    for observer in observers.values():
+        if isinstance(observer, Telemetry):
+            observer.close()  # the spans still queued go out
+    count = blocks * per_block
+    return [Cost(name, latencies[name], cpu[name] / count * 1e6) for name in observers]
+
+
+def noop_ns(calls: int = 200_000) -> float:
+    """What telemetry off costs a Check: the hook's call into the no-op observer, in ns."""
+    install(Observer())
+    decision = Decision(Outcome.ALLOW, "r", "1", "h")
+    started = time.perf_counter()
+    for _ in range(calls):
+        observer().checked(Stage.INPUT, decision, decision, decision_id="d", started=0.0, recording=0.0)
+    return (time.perf_counter() - started) / calls * 1e9
+
+
+def _block(guard: Guard, requests: list[Request], count: int, latencies: list[float]) -> float:
+    """``count`` Checks, their latencies appended (us); returns the CPU seconds they took."""
+    cpu = time.process_time()
+    for i in range(count):
+        started = time.perf_counter()
+        guard.check("grpc_bench", requests[i % len(requests)])
+        latencies.append((time.perf_counter() - started) * 1e6)
+    return time.process_time() - cpu
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each measures every variant once")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each open-loop run")
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop arrivals per second")
+    parser.add_argument("--audit", choices=["sync", "async"], default="async", help="audit durability")
+    parser.add_argument("--blocks", type=int, default=20, help="in process: blocks of Checks per variant")
+    parser.add_argument("--per-block", type=int, default=1000, help="in process: Checks per block")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder, otlp_receiver() as receiver:
+        print(f"telemetry off: the no-op observer's call takes {noop_ns():.0f} ns a Check")
+        costs = in_process(args.blocks, args.per_block, Path(folder))
+        print("| variant (in process) | p50 us | p95 us | p95 vs off | CPU us per Check | CPU vs off |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for cost in costs:
+            print(cost.line(costs[0]))
+        rows = run(args.rounds, args.seconds, args.rate, args.audit, Path(folder))
+    print(f"spans received over OTLP: {receiver.spans}")
+    if not rows[0].runs:
+        return 0
+    baseline = rows[0].p95_ms
+    print(f"\n{os.cpu_count()} CPUs, python {sys.version.split()[0]}, {args.rate:.0f}/s, audit {args.audit}")
+    print(
+        "| variant | p50 ms | p95 ms (median of rounds) | p99 ms | p95 of each round | errors | p95 vs off |"
+    )
+    print("| --- | ---: | ---: | ---: | --- | ---: | ---: |")
+    for row in rows:
+        print(row.line(baseline))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
