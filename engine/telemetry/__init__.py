@@ -76,8 +76,10 @@ class Telemetry(Observer):
             self.metrics.answered(method, code)
 
     def close(self) -> None:
-        """Export the spans still queued; put the no-op observer back."""
+        """Put the no-op observer back; flush the metrics counted, export the spans still queued."""
         install(Observer())
+        if self.metrics is not None:
+            self.metrics.close()
         if self.tracing is not None:
             self.tracing.close()
 

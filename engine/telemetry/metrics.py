@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -22,6 +25,51 @@ CHECK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 TIMEOUT_CODE = "deadline_exceeded"
 UNRECORDED_CODE = "audit_unavailable"  # Guard's error when the audit log could not take the record
+FLUSH_S = 0.25  # how often a process adds what it counted to the shared files (how late /metrics is)
+QUEUED = 100_000  # events waiting for the flush at most (a stalled flush drops the oldest, not memory)
+
+
+class Tally:
+    """What one process counted since its last flush, kept in dicts and added to the metrics in one go:
+    in multiprocess mode each write to a metric is a locked write to a memory-mapped file (2.5 us a
+    counter, 6 us a histogram observation), and a Check makes four to ten of them, while a dict update
+    costs a fraction of a microsecond. ``flush`` adds each child's total with one write."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: defaultdict[Any, float] = defaultdict(float)
+        self._observed: dict[Any, list[float]] = {}  # child: [sum, count in each bucket]
+
+    def inc(self, child: Any, amount: float = 1.0) -> None:
+        with self._lock:
+            self._counts[child] += amount
+
+    def observe(self, child: Any, value: float) -> None:
+        bounds = child._upper_bounds  # its buckets, as Histogram.observe reads them
+        with self._lock:
+            slot = self._observed.get(child)
+            if slot is None:
+                slot = self._observed[child] = [0.0] * (len(bounds) + 1)
+            slot[0] += value
+            slot[1 + bisect_left(bounds, value)] += 1
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, defaultdict(float)
+            observed, self._observed = self._observed, {}
+        for child, amount in counts.items():
+            child.inc(amount)
+        for child, (total, *buckets) in observed.items():
+            _add_observations(child, total, buckets)
+
+
+def _add_observations(child: Any, total: float, buckets: list[float]) -> None:
+    """What ``Histogram.observe`` writes for many values at once: their sum, and each bucket's count
+    (its non-cumulative value files, as prometheus_client keeps them)."""
+    child._sum.inc(total)
+    for value, count in zip(child._buckets, buckets, strict=True):
+        if count:
+            value.inc(count)
 
 
 class Metrics:
@@ -29,7 +77,12 @@ class Metrics:
     directory). Every label value comes from a bounded set: loaded ruleset names, versions, rule
     names, detector kinds and approval queues, stages, outcomes, gRPC methods and status codes."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, flush_s: float = FLUSH_S) -> None:
+        self.tally = Tally()
+        # what the request threads hand over: a deque append is thread-safe and takes no lock of ours
+        self._events: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque(maxlen=QUEUED)
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_every, args=(flush_s,), daemon=True)
         r = registry
         self.decisions = Counter(
             "palisade_decisions", "Checks decided", ["ruleset", "version", "stage", "outcome"], registry=r
@@ -115,6 +168,25 @@ class Metrics:
         self._budgets: dict[tuple[str, str], float] = {}
         self._served: set[tuple[str, str, str]] = set()
         self._down_since: float | None = None
+        self._flusher.start()
+
+    def _flush_every(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Count the events handed over, then write the totals (``Tally.flush``)."""
+        events = self._events
+        while events:
+            count, args = events.popleft()
+            count(*args)
+        self.tally.flush()
+
+    def close(self) -> None:
+        """Stop the flushing thread, and flush what is counted."""
+        self._stop.set()
+        self._flusher.join()
+        self.flush()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once (labels() validates and locks on every call)."""
@@ -125,33 +197,37 @@ class Metrics:
         return child
 
     def checked(self, stage: Stage, evaluated: Decision, decision: Decision, seconds: float) -> None:
+        """Count one Check (on the flushing thread: the request's thread only hands it over)."""
+        self._events.append((self._checked, (stage, evaluated, decision, seconds)))
+
+    def _checked(self, stage: Stage, evaluated: Decision, decision: Decision, seconds: float) -> None:
         """Count one Check: its decision, matches and detectors, and its time against the budget."""
-        name, version, child = decision.ruleset, decision.version, self._child
-        child(self.decisions, name, version, stage.value, decision.outcome.label).inc()
-        child(self.check_seconds, name, stage.value).observe(seconds)
+        name, version, child, tally = decision.ruleset, decision.version, self._child, self.tally
+        tally.inc(child(self.decisions, name, version, stage.value, decision.outcome.label))
+        tally.observe(child(self.check_seconds, name, stage.value), seconds)
         if seconds > self._budgets.get((name, version), float("inf")):
-            child(self.over_budget, name).inc()
+            tally.inc(child(self.over_budget, name))
         for match in decision.matches:
-            child(self.matches, name, match.rule).inc()
+            tally.inc(child(self.matches, name, match.rule))
         if decision.errors and any(e.code == UNRECORDED_CODE for e in decision.errors):
-            child(self.unrecorded, name).inc()
+            tally.inc(child(self.unrecorded, name))
         if evaluated.detectors:
             self._detectors(evaluated)
 
     def _detectors(self, evaluated: Decision) -> None:
         timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE} if evaluated.errors else ()
-        child = self._child
+        child, tally = self._child, self.tally
         for report in evaluated.detectors:
             labels = (evaluated.ruleset, report.kind)
-            child(self.detector_seconds, *labels).observe(report.duration_us / 1e6)
+            tally.observe(child(self.detector_seconds, *labels), report.duration_us / 1e6)
             if report.node in timeouts:
-                child(self.detector_timeouts, *labels).inc()
+                tally.inc(child(self.detector_timeouts, *labels))
             elif report.error:
-                child(self.detector_errors, *labels).inc()
+                tally.inc(child(self.detector_errors, *labels))
             if report.cache_hits:
-                child(self.detector_cache_hits, *labels).inc(report.cache_hits)
+                tally.inc(child(self.detector_cache_hits, *labels), report.cache_hits)
             if report.cache_misses:
-                child(self.detector_cache_misses, *labels).inc(report.cache_misses)
+                tally.inc(child(self.detector_cache_misses, *labels), report.cache_misses)
 
     def loaded(self, graphs: Iterable[Graph]) -> None:
         """Serve these rulesets' info and budgets from now on; those replaced read 0."""
@@ -196,10 +272,13 @@ class Metrics:
             self._down_since = None
 
     def approval(self, event: str, queue: str) -> None:
-        self._child(self.approvals, queue, event).inc()
+        self._events.append((self._count, (self.approvals, queue, event)))
 
     def answered(self, method: str, code: str) -> None:
-        self._child(self.requests, method, code).inc()
+        self._events.append((self._count, (self.requests, method, code)))
+
+    def _count(self, metric: Any, *labels: str) -> None:
+        self.tally.inc(self._child(metric, *labels))
 
 
 class PendingApprovals:

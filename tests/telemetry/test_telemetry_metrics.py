@@ -21,24 +21,37 @@ from engine.telemetry.metrics import Metrics, PendingApprovals
 
 
 @pytest.fixture()
-def counted() -> Iterator[CollectorRegistry]:
+def counted() -> Iterator[Counted]:
     """This process's observer counts into a fresh registry while the test runs."""
-    registry = CollectorRegistry()
-    before = install(Telemetry(Metrics(registry), None))
+    counted = Counted(CollectorRegistry())
+    before = install(Telemetry(counted.metrics, None))
     try:
-        yield registry
+        yield counted
     finally:
         install(before)
+        counted.metrics.close()
 
 
-def test_checks_detectors_audit_approvals_and_calls_are_counted(counted: CollectorRegistry) -> None:
+class Counted:
+    """A registry and the metrics counted into it; ``value`` reads a sample once the counts are flushed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.metrics = Metrics(registry, flush_s=3600)  # flushed by the test only
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        self.metrics.flush()
+        return self.registry.get_sample_value(name, labels or {})
+
+
+def test_checks_detectors_audit_approvals_and_calls_are_counted(counted: Counted) -> None:
     cfg = config(rulesets=str(RULESETS), data_dir=tempfile.mkdtemp(prefix="palisade-telemetry-"))
     with running(cfg) as server:
         traffic(f"127.0.0.1:{server.port}", 6)
         with GuardClient(f"127.0.0.1:{server.port}") as client:
             pending = client.list_approvals(queue="sre-oncall", state="pending")
             client.resolve_approval(pending[0].id, approve=False, approver="ana", comment="no")
-        value = counted.get_sample_value
+        value = counted.value
         block = {"ruleset": RULESET, "version": "1.0.0", "stage": "input", "outcome": "block"}
         assert value("palisade_decisions_total", block) == 2
         assert value("palisade_decisions_total", block | {"stage": "tool_call", "outcome": "escalate"}) == 1
@@ -57,7 +70,7 @@ def test_checks_detectors_audit_approvals_and_calls_are_counted(counted: Collect
         assert value("palisade_serving") == 1
 
 
-def test_pending_approvals_are_read_from_the_store_by_queue(counted: CollectorRegistry) -> None:
+def test_pending_approvals_are_read_from_the_store_by_queue(counted: Counted) -> None:
     cfg = config(rulesets=str(RULESETS), data_dir=tempfile.mkdtemp(prefix="palisade-telemetry-"))
     with running(cfg) as server:
         traffic(f"127.0.0.1:{server.port}", 1)
@@ -76,9 +89,26 @@ def test_a_check_over_its_budget_and_a_not_serving_period_are_counted() -> None:
     metrics.serving(False)
     metrics.serving(False)  # still the same period
     metrics.serving(True)
+    metrics.close()
     assert registry.get_sample_value("palisade_checks_over_budget_total", {"ruleset": RULESET}) == 1
     assert registry.get_sample_value("palisade_not_serving_periods_total") == 1
     assert (registry.get_sample_value("palisade_not_serving_seconds_total") or 0) > 0
+
+
+def test_counts_reach_the_registry_when_flushed_each_child_in_one_write() -> None:
+    counted = Counted(CollectorRegistry())
+    graph = compile_rulesets(str(RULESETS))[(RULESET, "1.0.0")]
+    decision = Evaluator(graph).evaluate(request_from_dict({"stage": "input", "text": "hello"}))
+    for seconds in (0.0002, 0.0002, 0.003):
+        counted.metrics.checked(Stage.INPUT, decision, decision, seconds)
+    labels = {"ruleset": RULESET, "stage": "input"}
+    assert not counted.registry.get_sample_value("palisade_check_duration_seconds_count", labels)  # not yet
+    assert counted.value("palisade_check_duration_seconds_count", labels) == 3
+    assert counted.value("palisade_check_duration_seconds_sum", labels) == pytest.approx(0.0034)
+    bucket = labels | {"le": "0.00025"}
+    assert counted.value("palisade_check_duration_seconds_bucket", bucket) == 2
+    assert counted.value("palisade_check_duration_seconds_bucket", labels | {"le": "0.005"}) == 3
+    counted.metrics.close()
 
 
 def test_a_reload_marks_the_replaced_version_as_no_longer_served() -> None:

@@ -53,7 +53,15 @@ def palisade() -> Iterator[tuple[str, str, list[str]]]:
     folder = Path(tempfile.mkdtemp(prefix="palisade-telemetry-"))
     with served(write_config(folder, workers=2, metrics=True)) as (target, metrics):
         unique = traffic(target, 30)
+        wait_for(lambda: _checks_counted(scrape(metrics)) >= 30)  # the workers flush every 0.25 s
         yield target, metrics, unique
+
+
+def _checks_counted(text: str) -> float:
+    """The Checks that every worker's metrics count, together."""
+    families = text_string_to_metric_families(text)
+    counts = [s.value for f in families for s in f.samples if s.name == "palisade_decisions_total"]
+    return sum(counts)
 
 
 def _allowed_values() -> dict[str, set[str]]:
