@@ -13,6 +13,7 @@ from engine.guard import Checked, Guard
 from engine.protocol.request_codec import request_from_proto, request_to_proto
 from engine.runtime.decision import FALLBACK_PRIORITY
 from engine.runtime.evaluator import DEFAULT_RULE
+from engine.runtime.observer import observer
 from engine.runtime.request import Message, Principal, Request, ToolCall
 
 
@@ -25,6 +26,7 @@ class Caller:
     metadata: Mapping[str, str] = field(default_factory=dict)
     request_id: str = ""
     approval_id: str = ""
+    trace: tuple[tuple[str, str], ...] = ()  # traceparent and tracestate: the Checks join that trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,9 @@ class Checks:
             request_id=caller.request_id,
             approval_id=self._approval(stage, tool),
         )
-        checked = self.guard.check(
-            caller.ruleset, request_from_proto(request_to_proto(caller.ruleset, request), self.limits)
-        )
+        bounded = request_from_proto(request_to_proto(caller.ruleset, request), self.limits)
+        with observer().traced(caller.trace):
+            checked = self.guard.check(caller.ruleset, bounded)
         return Asked(tuple(slots), checked)
 
     def _approval(self, stage: Stage, tool: ToolUse | None) -> str:

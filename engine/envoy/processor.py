@@ -36,6 +36,7 @@ from engine.runtime.request import Principal
 log = logging.getLogger("palisade.envoy")
 JSON = "application/json"
 SSE = "text/event-stream"
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: the exchange's Checks join the trace
 Ask = tuple[Stage, list[Slot], ToolUse | None]
 
 
@@ -114,7 +115,8 @@ class Exchange:
         )
         metadata = {key: headers[name] for key, name in config.metadata_headers.items() if name in headers}
         approval_id = headers.get(config.approval_header, "")
-        return Caller(ruleset, principal, metadata, headers.get("x-request-id", ""), approval_id)
+        trace = tuple((name, headers[name]) for name in TRACE_HEADERS if name in headers)
+        return Caller(ruleset, principal, metadata, headers.get("x-request-id", ""), approval_id, trace)
 
     def _request_body(self, request: Any) -> Any:
         raw, _ = wire.body_of(request)

@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 from envoy_helpers import error_of, post, recorded
 from openai import APIStatusError, OpenAI, PermissionDeniedError
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from benchmarks.envoy_bench import Ports, Upstream
 from engine.guard import Guard
+from engine.runtime.observer import install
+from engine.telemetry import Telemetry
+from engine.telemetry.tracing import Tracing, provider
 
 Client = Callable[..., OpenAI]
 
@@ -32,6 +36,23 @@ def test_an_allowed_prompt_reaches_the_model_unchanged_and_is_audited(
     inputs = [r for r in recorded(data_dir).values() if r.get("stage") == "input"]
     assert inputs[-1]["outcome"] == "allow"
     assert inputs[-1]["principal"] == {"id": "alice", "tenant": "acme"}  # from the headers
+
+
+def test_the_checks_of_an_exchange_join_the_callers_trace(client: Client) -> None:
+    exporter = InMemorySpanExporter()
+    tracer_provider = provider(0.0, exporter)  # only callers' sampled traces
+    before = install(Telemetry(None, Tracing(tracer_provider, 0.0)))
+    try:
+        trace_id, parent = "5bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7"
+        traced = client(traceparent=f"00-{trace_id}-{parent}-01")
+        assert _ask(traced, "Where is my order?") == "Hello from the model."
+        tracer_provider.force_flush()
+    finally:
+        install(before)
+        tracer_provider.shutdown()
+    checks = [s for s in exporter.get_finished_spans() if s.name == "palisade.check"]
+    assert [dict(s.attributes or {})["palisade.stage"] for s in checks] == ["input", "output"]
+    assert {f"{s.context.trace_id:032x}" for s in checks if s.context} == {trace_id}
 
 
 def test_a_blocked_prompt_gets_an_openai_error_naming_the_rule(
