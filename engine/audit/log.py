@@ -13,7 +13,8 @@ from typing import Any
 
 from engine.audit.chain import Chain
 from engine.audit.config import AuditConfig
-from engine.audit.errors import AuditUnavailable
+from engine.audit.errors import AuditError, AuditUnavailable
+from engine.audit.journal import Journal, journal_dir, recover
 from engine.audit.keys import Digester, load_or_create_digester, load_or_create_signer, public_key_path
 from engine.audit.record import Record, build_approval_entry, build_entry
 from engine.audit.store import Store, db_path
@@ -49,6 +50,11 @@ class AuditPaths:
     def public_key(self) -> Path:
         return public_key_path(self.signing_key)
 
+    @property
+    def journal(self) -> Path:
+        """The folder of the journal files (durability ``journal``)."""
+        return journal_dir(self.database.parent)
+
 
 class AuditLog:
     """Every decision's record, chained, group-committed and checkpointed. Thread-safe."""
@@ -60,8 +66,11 @@ class AuditLog:
         paths: AuditPaths,
         config: AuditConfig,
         witness: Witness | None = None,
+        *,
+        journal: Journal | None = None,
     ) -> None:
         self._writer = writer
+        self._journal = journal
         self._witness = witness
         self._digester = digester
         self.paths = paths
@@ -79,7 +88,8 @@ class AuditLog:
 
         ``on_health(False)`` is called (from the writer thread) when writing starts failing and
         ``on_health(True)`` when it works again. Each checkpoint signed also goes to the witness that
-        ``config`` names, if any. Raises AuditUnavailable if the log cannot be opened.
+        ``config`` names, if any. Records that a process which died left in its journal, and that the
+        store lacks, are added first, in order. Raises AuditUnavailable if the log cannot be opened.
         """
         config = config or AuditConfig()
         paths = AuditPaths.of(data_dir, config)
@@ -87,9 +97,11 @@ class AuditLog:
             signer = load_or_create_signer(paths.signing_key)
             digester = load_or_create_digester(paths.hmac_key)
             chain = Chain(signer, _log_id(paths.database), config.checkpoint_every_records)
-        except (OSError, sqlite3.Error) as exc:
+            _recover(paths, chain)
+            journal = Journal(paths.journal) if config.durability == "journal" else None
+        except (OSError, sqlite3.Error, AuditError) as exc:
             raise AuditUnavailable(f"cannot open the audit log in {paths.database.parent}: {exc}") from None
-        full_sync = config.durability == "sync"
+        full_sync = config.durability != "async"  # journal: a commit lets the journal go, so it is fsynced
         witness = Witness.start(config)
         writer = Writer(
             lambda: Store.open_writer(paths.database, full_sync=full_sync),
@@ -97,8 +109,9 @@ class AuditLog:
             config,
             on_health,
             witness.push if witness else None,
+            journal=journal,
         )
-        return cls(writer, digester, paths, config, witness)
+        return cls(writer, digester, paths, config, witness, journal=journal)
 
     @property
     def healthy(self) -> bool:
@@ -131,8 +144,9 @@ class AuditLog:
         with ``excerpt`` (already masked: engine.runtime.excerpts) when the ruleset asks for excerpts.
 
         sync durability: returns the sealed record once it is committed and fsynced. async: returns
-        None at once. Raises AuditUnavailable when the record cannot be made durable (fail closed),
-        DuplicateDecision when ``decision_id`` is already in the log.
+        None at once. journal: returns None once the record is in the journal (one write()). Raises
+        AuditUnavailable when the record cannot be made durable (fail closed), DuplicateDecision
+        when ``decision_id`` is already in the log.
         """
         entry = build_entry(decision, request, decision_id, self._digester, at, excerpt=excerpt)
         return self._writer.submit(entry)
@@ -153,6 +167,9 @@ class AuditLog:
         """Write what is queued, sign a final checkpoint, hand it to the witness, release the database.
         Idempotent."""
         self._writer.close()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         if self._witness is not None:
             self._witness.close()
 
@@ -163,6 +180,17 @@ class AuditLog:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _recover(paths: AuditPaths, chain: Chain) -> None:
+    """Add what dead processes' journals hold and the store lacks (engine/audit/journal.py)."""
+    if not paths.journal.is_dir():
+        return
+    store = Store.open_writer(paths.database, full_sync=True)
+    try:
+        recover(paths.journal, store, chain)
+    finally:
+        store.close()
 
 
 def _log_id(database: Path) -> str:
