@@ -19,6 +19,7 @@ from engine.audit.config import AuditConfig, Retention
 from engine.audit.errors import AuditError
 from engine.audit.keys import load_signer, load_verifier
 from engine.audit.log import AuditPaths
+from engine.audit.pg_store import PgStore
 from engine.audit.proof import ProofError, prove, verify_proof
 from engine.audit.record import format_time
 from engine.audit.retention import prune
@@ -160,6 +161,8 @@ def _paths(args: argparse.Namespace) -> AuditPaths:
 
 
 def _reader(args: argparse.Namespace) -> Store:
+    if args.store:
+        return PgStore.connect(args.store)
     return Store.open_reader(Path(args.db) if args.db else _paths(args).database)
 
 
@@ -219,6 +222,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
         "--data-dir", default=DEFAULT_DATA_DIR, help="the server's data directory (default: ./data)"
     )
     parser.add_argument("--db", help="the audit database file (default: <data-dir>/audit/audit.db)")
+    parser.add_argument("--store", help="a postgresql:// URL: the log that replicas share (keys: --data-dir)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
