@@ -6,14 +6,14 @@ import functools
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from audit_helpers import fill, open_log
-from pg_helpers import fresh_database, postgres_server
+from pg_helpers import fresh_database
 from server_helpers import HERE as SERVER_TESTS
 from server_helpers import serve_process
 
@@ -28,17 +28,6 @@ pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
 APPROVAL_RULESETS = SERVER_TESTS / "approval_rulesets"
 AGENT = {"id": "agent-7", "tenant": "acme"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture
-def url(server: str) -> str:
-    return fresh_database(server)
 
 
 def verify_pg(url: str, data_dir: Path) -> Report:
