@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pg_helpers import fresh_database, postgres_server
+
+from benchmarks.postgres_cluster import fresh_database, postgres_server
 
 
 @pytest.fixture(scope="session")

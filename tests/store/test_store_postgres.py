@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 from audit_helpers import fill, open_log
-from pg_helpers import fresh_database
 from server_helpers import HERE as SERVER_TESTS
 from server_helpers import serve_process
 
+from benchmarks.postgres_cluster import fresh_database
 from engine.audit import AuditConfig, AuditLog, AuditPaths, AuditUnavailable
 from engine.audit.keys import load_verifier
 from engine.audit.pg_store import PgStore

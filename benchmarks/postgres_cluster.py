@@ -1,4 +1,4 @@
-"""A real PostgreSQL for the tests: a cluster in a temporary directory, reached on a unix socket."""
+"""A real PostgreSQL of its own for tests and benchmarks: a cluster in a temporary directory."""
 
 from __future__ import annotations
 
