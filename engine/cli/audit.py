@@ -144,10 +144,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"invalid retention: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     database = Path(args.db) if args.db else _paths(args).database
-    if not database.is_file():
+    if not args.store and not database.is_file():
         print(f"no audit log at {database}", file=sys.stderr)
         return 2
-    store = Store.open_writer(database, full_sync=True)
+    store = PgStore.connect(args.store) if args.store else Store.open_writer(database, full_sync=True)
     try:
         pruned = prune(store, retention, datetime.now(UTC))
     finally:

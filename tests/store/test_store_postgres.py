@@ -149,3 +149,14 @@ def race(calls: list[Callable[[], CheckResult]]) -> list[CheckResult]:
         thread.join()
     assert all(r is not None for r in results)
     return [r for r in results if r is not None]
+
+
+def test_prune_and_query_work_on_the_shared_store(url: str, tmp_path: Path) -> None:
+    with AuditLog.open(tmp_path, AuditConfig(checkpoint_every_records=10), store_url=url) as log:
+        fill(log, 25)
+    pruned = palisade("audit", "prune", "--store", url, "--max-records", "10")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned 10 record(s)" in pruned.stdout  # cut at the checkpoint of 10: 15 kept, at least 10
+    assert verify_pg(url, tmp_path).ok
+    listed = palisade("audit", "query", "--store", url)
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 15
