@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,10 +65,13 @@ class Row:
 
 
 @contextmanager
-def serve(data_dir: Path, workers: int) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`palisade serve` on the shipped rulesets in its own process group; yields it and its address."""
-    command = [sys.executable, "-m", "engine.cli.main", "serve", "--rulesets", str(ROOT / "rulesets")]
-    command += ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--workers", str(workers)]
+def serve(
+    data_dir: Path, workers: int, rulesets: Path = ROOT / "rulesets", extra: Sequence[str] = ()
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`palisade serve` on ``rulesets`` (the shipped ones), with ``extra`` arguments, in its own
+    process group; yields it and its address."""
+    command = [sys.executable, "-m", "engine.cli.main", "serve", "--rulesets", str(rulesets)]
+    command += ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--workers", str(workers), *extra]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stderr is not None
     try:
@@ -85,14 +88,14 @@ def serve(data_dir: Path, workers: int) -> Iterator[tuple[subprocess.Popen[str],
         proc.wait()
 
 
-def drive(target: str, answers: Answers, stop: threading.Event) -> None:
+def drive(target: str, answers: Answers, stop: threading.Event, ruleset: str = "support_bot") -> None:
     """One caller: Checks back to back on one connection until ``stop`` (or the server is gone)."""
     with GuardClient(target, timeout=5) as client:
         n = 0
         while not stop.is_set():
             n += 1
             try:
-                result = client.check(ruleset="support_bot", stage="input", text=f"where is order {n}?")
+                result = client.check(ruleset=ruleset, stage="input", text=f"where is order {n}?")
             except GuardError:
                 answers.refuse()
                 continue
@@ -100,9 +103,9 @@ def drive(target: str, answers: Answers, stop: threading.Event) -> None:
 
 
 @contextmanager
-def load(target: str) -> Iterator[Answers]:
+def load(target: str, ruleset: str = "support_bot") -> Iterator[Answers]:
     answers, stop = Answers(), threading.Event()
-    callers = [threading.Thread(target=drive, args=(target, answers, stop)) for _ in range(CALLERS)]
+    callers = [threading.Thread(target=drive, args=(target, answers, stop, ruleset)) for _ in range(CALLERS)]
     for caller in callers:
         caller.start()
     try:

@@ -241,7 +241,7 @@ def running_envoy(ports: Ports, workdir: Path, concurrency: int = 1) -> Iterator
     command = [envoy_binary(), "-c", str(config), "--concurrency", str(concurrency), "--disable-hot-restart"]
     process = subprocess.Popen([*command, "-l", "warning"], stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(ports.admin, process)
+        wait_ready(ports.admin, process)
         yield process
     finally:
         process.terminate()
@@ -249,7 +249,7 @@ def running_envoy(ports: Ports, workdir: Path, concurrency: int = 1) -> Iterator
         log.close()
 
 
-def _wait_ready(admin: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+def wait_ready(admin: int, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

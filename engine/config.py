@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detectors.specs import DetectorSettings
 from engine.audit.config import AuditConfig
 from engine.envoy.config import EnvoyConfig
+from engine.store.config import StoreConfig
 
 
 class Limits(BaseModel):
@@ -120,6 +121,7 @@ class ServeConfig(BaseModel):
     envoy: EnvoyConfig = Field(default_factory=EnvoyConfig)  # the [envoy] table: Envoy's ext_proc, off
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # the [metrics] table: Prometheus, off
     tracing: TracingConfig = Field(default_factory=TracingConfig)  # the [tracing] table: OTLP spans, off
+    store: StoreConfig = Field(default_factory=StoreConfig)  # the [store] table: PostgreSQL for replicas
 
     @property
     def detector_settings(self) -> DetectorSettings:

@@ -21,6 +21,7 @@ from engine.approvals import (
     ApprovalUnavailable,
     Gated,
 )
+from engine.approvals.pg_store import PgApprovalStore
 from engine.audit import AuditError, AuditLog, AuditUnavailable
 from engine.audit.events import rollout_field, shadow_entry
 from engine.audit.writer import HealthListener
@@ -104,9 +105,7 @@ class Guard:
             pool.shutdown(wait=False)
             raise
         try:
-            approvals = Approvals(
-                ApprovalStore.open(config.data_dir), audit, config.approvals.keep_days * 86_400
-            )
+            approvals = Approvals(_open_approvals(config), audit, config.approvals.keep_days * 86_400)
         except ApprovalUnavailable as exc:
             audit.close()
             pool.shutdown(wait=False)
@@ -246,6 +245,13 @@ def _warmed(registry: Registry) -> Registry:
 
 def _open_audit(config: ServeConfig, on_health: HealthListener | None) -> AuditLog:
     try:
-        return AuditLog.open(config.data_dir, config.audit, on_health=on_health)
+        return AuditLog.open(config.data_dir, config.audit, on_health=on_health, store_url=config.store.url)
     except AuditUnavailable as exc:
         raise StartError(f"audit: {exc}") from None
+
+
+def _open_approvals(config: ServeConfig) -> ApprovalStore:
+    """The approvals in the data directory, or in the PostgreSQL database of ``[store] url``."""
+    if config.store.url:
+        return PgApprovalStore.connect(config.store.url)
+    return ApprovalStore.open(config.data_dir)

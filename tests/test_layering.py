@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engine.envoy.config",),  # the [envoy] table's model: engine.config holds it, engine.envoy reads it
     ("engine.approvals",),
     ("engine.audit",),
+    ("engine.store",),  # PostgreSQL for replicas: connections, the schema and its migrations
     ("engine.runtime",),  # requests, decisions, the evaluator, the registry
     ("dsl",),
     ("detectors",),

@@ -10,7 +10,7 @@ from dataclasses import astuple, dataclass, fields, replace
 from pathlib import Path
 
 from engine.approvals.model import AlreadyResolved, Approval, ApprovalError, ApprovalNotFound, Change, State
-from engine.audit.store import file_lock, lock_path
+from engine.audit.store import Connection, file_lock, lock_path
 from engine.runtime.request import quoted
 
 DB_NAME = "approvals.db"
@@ -50,7 +50,7 @@ class Query:
 class ApprovalStore:
     """Approvals and their changes. Thread-safe; several processes may open the same file."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: Connection, path: Path) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self.path = path
@@ -78,7 +78,7 @@ class ApprovalStore:
             self._conn.close()
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self) -> Iterator[Connection]:
         with self._lock:
             try:
                 yield self._conn
@@ -86,7 +86,7 @@ class ApprovalStore:
                 raise ApprovalUnavailable(f"{self.path}: {exc}") from None
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _writing(self) -> Iterator[Connection]:
         """One write transaction, taking the write lock at once: compare-and-set across processes.
 
         Server workers take the lock file first, as the audit store does (engine/audit/store.py):
@@ -210,7 +210,7 @@ class ApprovalStore:
             return used
 
 
-def _get(conn: sqlite3.Connection, approval_id: str) -> Approval:
+def _get(conn: Connection, approval_id: str) -> Approval:
     row = conn.execute(f"{_SELECT} WHERE id = ?", (approval_id,)).fetchone()
     if row is None:
         raise ApprovalNotFound(f"no approval with id {quoted(approval_id)}")
@@ -218,7 +218,7 @@ def _get(conn: sqlite3.Connection, approval_id: str) -> Approval:
 
 
 def _change(
-    conn: sqlite3.Connection, approval: Approval, event: str, record: Recorder, *, insert: bool = False
+    conn: Connection, approval: Approval, event: str, record: Recorder, *, insert: bool = False
 ) -> None:
     if not insert:
         assignments = ", ".join(f"{c} = ?" for c in _COLUMNS[1:])

@@ -11,7 +11,7 @@ from engine.audit.errors import AuditError, DuplicateDecision
 from engine.audit.keys import Signer
 from engine.audit.merkle import Frontier, leaf_hash
 from engine.audit.record import Entry, Record, seal
-from engine.audit.store import Head, Store, StoreError
+from engine.audit.store import DuplicateRow, Head, Store, StoreError
 
 
 class _Duplicate(Exception):
@@ -87,7 +87,7 @@ class Chain:
             return None
         try:
             store.insert([r for r in results if isinstance(r, Record)])
-        except sqlite3.IntegrityError:  # a decision id already stored (the head was current)
+        except (sqlite3.IntegrityError, DuplicateRow):  # a decision id already stored (the head was current)
             raise _Duplicate from None
         if checkpoint is not None:
             store.insert_checkpoint(checkpoint)

@@ -26,7 +26,10 @@ class AuditConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    durability: Literal["sync", "async"] = "sync"  # sync: append returns once the record is fsynced
+    # sync: append returns once the record is fsynced
+    durability: Literal["sync", "async", "journal"] = "sync"
+    # journal: append returns once the record is in the journal file (one write(), no fsync), which
+    # survives the process; the background writer commits it with async_flush_ms and fsyncs
     # async: queued records are committed this long after the first of them (0: at once), so that
     # one transaction carries many; a crash loses at most this window's records (and the batch in hand)
     async_flush_ms: float = Field(default=5.0, ge=0, le=1000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,8 +13,10 @@ from typing import Any
 
 from engine.audit.chain import Chain
 from engine.audit.config import AuditConfig
-from engine.audit.errors import AuditUnavailable
+from engine.audit.errors import AuditError, AuditUnavailable
+from engine.audit.journal import Journal, journal_dir, recover
 from engine.audit.keys import Digester, load_or_create_digester, load_or_create_signer, public_key_path
+from engine.audit.pg_store import PgStore
 from engine.audit.record import Entry, Record, build_approval_entry, build_entry
 from engine.audit.store import Store, db_path
 from engine.audit.witness import Witness
@@ -23,6 +25,7 @@ from engine.runtime.decision import Decision
 from engine.runtime.excerpts import Excerpt
 from engine.runtime.ids import new_id
 from engine.runtime.request import Request
+from engine.store.postgres import shown
 
 AUDIT_DIR = "audit"
 
@@ -49,6 +52,11 @@ class AuditPaths:
     def public_key(self) -> Path:
         return public_key_path(self.signing_key)
 
+    @property
+    def journal(self) -> Path:
+        """The folder of the journal files (durability ``journal``)."""
+        return journal_dir(self.database.parent)
+
 
 class AuditLog:
     """Every decision's record, chained, group-committed and checkpointed. Thread-safe."""
@@ -60,8 +68,11 @@ class AuditLog:
         paths: AuditPaths,
         config: AuditConfig,
         witness: Witness | None = None,
+        *,
+        journal: Journal | None = None,
     ) -> None:
         self._writer = writer
+        self._journal = journal
         self._witness = witness
         self._digester = digester
         self.paths = paths
@@ -74,31 +85,45 @@ class AuditLog:
         config: AuditConfig | None = None,
         *,
         on_health: HealthListener | None = None,
+        store_url: str = "",
     ) -> AuditLog:
         """Open the log in ``data_dir`` (creating the database and keys on first use) and start its writer.
 
         ``on_health(False)`` is called (from the writer thread) when writing starts failing and
         ``on_health(True)`` when it works again. Each checkpoint signed also goes to the witness that
-        ``config`` names, if any. Raises AuditUnavailable if the log cannot be opened.
+        ``config`` names, if any. Records that a process which died left in its journal, and that the
+        store lacks, are added first, in order. With ``store_url`` (PostgreSQL: engine/audit/pg_store.py)
+        the records go there, shared with every replica, and ``data_dir`` holds the keys and journal.
+        Raises AuditUnavailable if the log cannot be opened.
         """
         config = config or AuditConfig()
         paths = AuditPaths.of(data_dir, config)
+        full_sync = config.durability != "async"  # journal: a commit lets the journal go, so it is fsynced
+
+        def connect() -> Store:
+            if store_url:
+                return PgStore.connect(store_url)
+            return Store.open_writer(paths.database, full_sync=full_sync)
+
+        where = shown(store_url) if store_url else paths.database.parent
         try:
             signer = load_or_create_signer(paths.signing_key)
             digester = load_or_create_digester(paths.hmac_key)
-            chain = Chain(signer, _log_id(paths.database), config.checkpoint_every_records)
-        except (OSError, sqlite3.Error) as exc:
-            raise AuditUnavailable(f"cannot open the audit log in {paths.database.parent}: {exc}") from None
-        full_sync = config.durability == "sync"
+            chain = Chain(signer, _log_id(connect), config.checkpoint_every_records)
+            _recover(paths, connect, chain)
+            journal = Journal(paths.journal) if config.durability == "journal" else None
+        except (OSError, sqlite3.Error, AuditError) as exc:
+            raise AuditUnavailable(f"cannot open the audit log in {where}: {exc}") from None
         witness = Witness.start(config)
         writer = Writer(
-            lambda: Store.open_writer(paths.database, full_sync=full_sync),
+            connect,
             chain,
             config,
             on_health,
             witness.push if witness else None,
+            journal=journal,
         )
-        return cls(writer, digester, paths, config, witness)
+        return cls(writer, digester, paths, config, witness, journal=journal)
 
     @property
     def healthy(self) -> bool:
@@ -132,8 +157,9 @@ class AuditLog:
         with ``excerpt`` (already masked: engine.runtime.excerpts) when the ruleset asks for excerpts.
 
         sync durability: returns the sealed record once it is committed and fsynced. async: returns
-        None at once. Raises AuditUnavailable when the record cannot be made durable (fail closed),
-        DuplicateDecision when ``decision_id`` is already in the log.
+        None at once. journal: returns None once the record is in the journal (one write()). Raises
+        AuditUnavailable when the record cannot be made durable (fail closed), DuplicateDecision
+        when ``decision_id`` is already in the log.
         """
         entry = build_entry(
             decision, request, decision_id, self._digester, at, excerpt=excerpt, rollout=rollout
@@ -160,6 +186,9 @@ class AuditLog:
         """Write what is queued, sign a final checkpoint, hand it to the witness, release the database.
         Idempotent."""
         self._writer.close()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         if self._witness is not None:
             self._witness.close()
 
@@ -172,9 +201,20 @@ class AuditLog:
         self.close()
 
 
-def _log_id(database: Path) -> str:
+def _recover(paths: AuditPaths, connect: Callable[[], Store], chain: Chain) -> None:
+    """Add what dead processes' journals hold and the store lacks (engine/audit/journal.py)."""
+    if not paths.journal.is_dir():
+        return
+    store = connect()
+    try:
+        recover(paths.journal, store, chain)
+    finally:
+        store.close()
+
+
+def _log_id(connect: Callable[[], Store]) -> str:
     """Create the database if needed and return its log id (a UUIDv7 chosen when it was created)."""
-    store = Store.open_writer(database, full_sync=True)
+    store = connect()
     try:
         with store.transaction():
             return store.set_meta_once("log_id", new_id())

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from engine.audit.checkpoint import Checkpoint
 from engine.audit.errors import AuditError
@@ -71,8 +71,20 @@ INSERT OR IGNORE INTO head VALUES (1, 0, '{GENESIS_HASH}', x'', 0);
 """
 
 
+class Connection(Protocol):
+    """What the store needs of a database connection: SQLite's, or engine/store/postgres.py's."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class StoreError(AuditError):
     """The audit database cannot be opened or read; the message names the file."""
+
+
+class DuplicateRow(StoreError):
+    """A row with a key already stored (a decision id): what SQLite's IntegrityError is to the chain."""
 
 
 class CorruptError(StoreError):
@@ -172,7 +184,7 @@ def _locked(lock: int | None) -> Iterator[None]:
 class Store:
     """One connection to the audit database. Writers use ``begin``/``commit`` around each batch."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, lock: int | None = None) -> None:
+    def __init__(self, conn: Connection, path: Path, lock: int | None = None) -> None:
         self.conn = conn
         self.path = path
         self._lock = lock  # a writer's open lock file (see transaction)
@@ -271,7 +283,7 @@ class Store:
             " WHERE size = ? AND last_hash = ?",
             (head.size, head.last_hash, head.frontier.to_bytes(), head.checkpoint_size, *expected_key),
         )
-        return moved.rowcount == 1
+        return bool(moved.rowcount == 1)
 
     def taken(self, decision_ids: Sequence[str]) -> set[str]:
         """Those of ``decision_ids`` already in the log."""
@@ -321,7 +333,7 @@ class Store:
         deleted = self.conn.execute("DELETE FROM records WHERE seq <= ?", (seq,)).rowcount
         self.conn.execute("DELETE FROM record_rules WHERE seq <= ?", (seq,))
         self.conn.execute("DELETE FROM checkpoints WHERE size < ?", (seq,))
-        return deleted
+        return int(deleted)
 
     # reading
 

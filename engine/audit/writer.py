@@ -15,6 +15,7 @@ from engine.audit.chain import Chain
 from engine.audit.checkpoint import Checkpoint
 from engine.audit.config import AuditConfig
 from engine.audit.errors import AuditError, AuditUnavailable
+from engine.audit.journal import Journal
 from engine.audit.outage import Outage
 from engine.audit.record import Entry, Record
 from engine.audit.retention import prune
@@ -77,8 +78,11 @@ class Writer:
         config: AuditConfig,
         on_health: HealthListener | None,
         on_checkpoint: CheckpointListener | None = None,
+        *,
+        journal: Journal | None = None,
     ) -> None:
         self._connect = connect
+        self._journal = journal  # journal mode: each record is written there before submit returns
         self._store: Store | None = None
         self._chain = chain
         self._config = config
@@ -131,6 +135,8 @@ class Writer:
             self._admit()
             batch = self._batch
             index = len(batch.entries)
+            if self._journal is not None:  # in the journal's order, which is the queue's
+                self._journal.write(entry)
             batch.entries.append(entry)
             if not self._durable:
                 if not index:  # the first queued: the background thread sets its timer
@@ -278,6 +284,8 @@ class Writer:
             self._rearm = True
         self._unsigned = self._unsigned or bool(written)
         self._finish(batch, results)
+        if self._journal is not None:
+            self._journal.committed(len(batch.entries))
         if checkpoint is not None:
             self._signed(checkpoint)
 

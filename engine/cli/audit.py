@@ -19,6 +19,7 @@ from engine.audit.config import AuditConfig, Retention
 from engine.audit.errors import AuditError
 from engine.audit.keys import load_signer, load_verifier
 from engine.audit.log import AuditPaths
+from engine.audit.pg_store import PgStore
 from engine.audit.proof import ProofError, prove, verify_proof
 from engine.audit.record import format_time
 from engine.audit.retention import prune
@@ -143,10 +144,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"invalid retention: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
     database = Path(args.db) if args.db else _paths(args).database
-    if not database.is_file():
+    if not args.store and not database.is_file():
         print(f"no audit log at {database}", file=sys.stderr)
         return 2
-    store = Store.open_writer(database, full_sync=True)
+    store = PgStore.connect(args.store) if args.store else Store.open_writer(database, full_sync=True)
     try:
         pruned = prune(store, retention, datetime.now(UTC))
     finally:
@@ -160,6 +161,8 @@ def _paths(args: argparse.Namespace) -> AuditPaths:
 
 
 def _reader(args: argparse.Namespace) -> Store:
+    if args.store:
+        return PgStore.connect(args.store)
     return Store.open_reader(Path(args.db) if args.db else _paths(args).database)
 
 
@@ -219,6 +222,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
         "--data-dir", default=DEFAULT_DATA_DIR, help="the server's data directory (default: ./data)"
     )
     parser.add_argument("--db", help="the audit database file (default: <data-dir>/audit/audit.db)")
+    parser.add_argument("--store", help="a postgresql:// URL: the log that replicas share (keys: --data-dir)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
