@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detectors.specs import DetectorSettings
 from engine.audit.config import AuditConfig
 from engine.envoy.config import EnvoyConfig
+from engine.mcp.config import McpConfig
 
 
 class Limits(BaseModel):
@@ -95,6 +96,7 @@ class ServeConfig(BaseModel):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)  # the [approvals] table
     audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
     envoy: EnvoyConfig = Field(default_factory=EnvoyConfig)  # the [envoy] table: Envoy's ext_proc, off
+    mcp: McpConfig = Field(default_factory=McpConfig)  # the [mcp] table: `palisade mcp`, the MCP proxy
 
     @property
     def detector_settings(self) -> DetectorSettings:

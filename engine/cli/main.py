@@ -14,6 +14,7 @@ from dsl import render
 from dsl.compiler import run
 from dsl.diagnostics import CompileError, render_all, to_json
 from engine.cli import approvals as approvals_cli
+from engine.cli import mcp as mcp_cli
 from engine.cli import audit as audit_cli
 from engine.cli import policytest, score
 from engine.cli.bench import command as bench
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
     audit_cli.register(sub)
     approvals_cli.register(sub)
+    mcp_cli.register(sub)
     score.register(sub)
     bench.register(sub)
     return parser
