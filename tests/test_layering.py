@@ -14,11 +14,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmarks", "training"),  # the repository's scripts: they import the product, never the reverse
     ("engine.cli",),  # the `palisade` commands, `palisade bench` among them
     ("engine.server", "engine.client"),  # the front doors: adapt a protocol to Guard, or call one
-    ("engine.envoy",),  # the Envoy ext_proc front door, which engine.server hosts in each worker
+    ("engine.envoy", "engine.mcp"),  # adapters over Guard: Envoy's ext_proc (hosted by engine.server), MCP
     ("engine.protocol",),  # the gRPC wire: generated code and the proto <-> domain codecs
     ("engine.guard",),  # the Check use case
     ("engine.config",),  # the service's settings
-    ("engine.envoy.config",),  # the [envoy] table's model: engine.config holds it, engine.envoy reads it
+    # the [envoy] and [mcp] tables' models: engine.config holds them, their adapters read them
+    ("engine.envoy.config", "engine.mcp.config"),
     ("engine.approvals",),
     ("engine.audit",),
     ("engine.runtime",),  # requests, decisions, the evaluator, the registry

@@ -14,8 +14,8 @@ from dsl import render
 from dsl.compiler import run
 from dsl.diagnostics import CompileError, render_all, to_json
 from engine.cli import approvals as approvals_cli
-from engine.cli import mcp as mcp_cli
 from engine.cli import audit as audit_cli
+from engine.cli import mcp as mcp_cli
 from engine.cli import policytest, score
 from engine.cli.bench import command as bench
 from engine.client.tls import add_tls_arguments

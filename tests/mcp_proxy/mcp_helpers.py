@@ -79,7 +79,7 @@ def git(repo: Path, *args: str) -> str:
 
 
 def make_repo(path: Path) -> Path:
-    """A git repository with one commit (its message names test@example.com) and one staged, uncommitted file."""
+    """A git repository: one commit (whose message names test@example.com), one file staged."""
     path.mkdir()
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "user.name", "Test User")
