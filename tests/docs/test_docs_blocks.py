@@ -19,7 +19,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp_client import list_tools
 from server_helpers import ServeProcess, wait_for
 
 from dsl.compiler import run as compile_file
@@ -118,6 +120,8 @@ def _json_kind(value: Any) -> str:
         return "unclassified"
     if "prev_hash" in value:
         return "record"
+    if "mcpServers" in value:
+        return "mcp client config"
     if "stage" in value:
         return "request"
     return "excerpt" if set(value) == {"excerpt"} else "unclassified"
@@ -341,6 +345,16 @@ def check_scenario(ctx: Context) -> None:
     assert len(generate(scenario, 20).requests) == 20
 
 
+def check_mcp_client_config(ctx: Context) -> None:
+    """Each server of an MCP client's config starts as the client would start it (`palisade` as
+    this checkout's), and lists its tools through the proxy to the SDK's client."""
+    (ctx.folder / "rulesets").symlink_to(ROOT / "rulesets")
+    for entry in _json(ctx.block.text)["mcpServers"].values():
+        assert entry["command"] == "palisade", entry
+        tools = anyio.run(list_tools, [*PALISADE, *entry["args"]], ctx.folder, entry.get("env", {}))
+        assert tools, f"no tools listed through {entry['args']}"
+
+
 # --- commands and Python
 
 
@@ -473,6 +487,7 @@ CHECKS: dict[str, Callable[[Context], None]] = {
     "excerpt": check_excerpt,
     "config": check_config,
     "approvers": check_approvers,
+    "mcp client config": check_mcp_client_config,
     "scenario": check_scenario,
     "commands": check_commands,
     "python": check_python,

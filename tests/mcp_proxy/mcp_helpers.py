@@ -13,11 +13,10 @@ from typing import Any, TextIO
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp_client import BIN, ROOT, client_environment
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 RULESETS = HERE / "rulesets"
-BIN = Path(sys.executable).parent
 NOTES_SERVER = (sys.executable, str(HERE / "notes_server.py"))
 
 
@@ -47,7 +46,7 @@ async def proxied(
     """An initialized SDK client session through `palisade mcp` in front of ``server``."""
     command = proxy_command(data_dir, server, *flags)
     params = StdioServerParameters(
-        command=command[0], args=command[1:], env=os.environ | {"PYTHONPATH": str(ROOT)}, cwd=str(ROOT)
+        command=command[0], args=command[1:], env=client_environment(), cwd=str(ROOT)
     )
     async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
