@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detectors.specs import DetectorSettings
 from engine.audit.config import AuditConfig
 from engine.envoy.config import EnvoyConfig
+from engine.http.config import HttpConfig
 from engine.mcp.config import McpConfig
 
 
@@ -97,6 +98,7 @@ class ServeConfig(BaseModel):
     audit: AuditConfig = Field(default_factory=AuditConfig)  # the [audit] table: durability, checkpoints
     envoy: EnvoyConfig = Field(default_factory=EnvoyConfig)  # the [envoy] table: Envoy's ext_proc, off
     mcp: McpConfig = Field(default_factory=McpConfig)  # the [mcp] table: `palisade mcp`, the MCP proxy
+    http: HttpConfig = Field(default_factory=HttpConfig)  # the [http] table: LiteLLM's guardrail API, off
 
     @property
     def detector_settings(self) -> DetectorSettings:

@@ -24,7 +24,7 @@ from engine.audit import AuditLog, AuditUnavailable
 from engine.audit.writer import HealthListener
 from engine.config import ServeConfig
 from engine.runtime.decision import Decision
-from engine.runtime.evaluator import Evaluator
+from engine.runtime.evaluator import DEFAULT_RULE, Evaluator
 from engine.runtime.ids import new_id
 from engine.runtime.registry import Registry, compile_rulesets
 from engine.runtime.request import Request
@@ -44,6 +44,14 @@ class Checked:
     decision_id: str
     default: ActionNode  # the ruleset's default action (what the answer says when no rule matched)
     approval: Approval | None = None
+
+    @property
+    def cited(self) -> tuple[str, str]:
+        """The rule that decided and its reason ("(default)" and the default's reason when none did)."""
+        deciding = self.decision.deciding
+        if self.decision.default_applied or not deciding:
+            return DEFAULT_RULE, self.default.reason
+        return deciding[0].rule, deciding[0].reason
 
 
 def check_rulesets(config: ServeConfig) -> dict[tuple[str, str], Graph]:

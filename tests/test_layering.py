@@ -14,12 +14,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmarks", "training"),  # the repository's scripts: they import the product, never the reverse
     ("engine.cli",),  # the `palisade` commands, `palisade bench` among them
     ("engine.server", "engine.client"),  # the front doors: adapt a protocol to Guard, or call one
-    ("engine.envoy", "engine.mcp"),  # adapters over Guard: Envoy's ext_proc (hosted by engine.server), MCP
+    # adapters over Guard: Envoy's ext_proc and LiteLLM's guardrail API (hosted by engine.server), MCP
+    ("engine.envoy", "engine.mcp", "engine.http"),
     ("engine.protocol",),  # the gRPC wire: generated code and the proto <-> domain codecs
     ("engine.guard",),  # the Check use case
     ("engine.config",),  # the service's settings
     # the [envoy] and [mcp] tables' models: engine.config holds them, their adapters read them
-    ("engine.envoy.config", "engine.mcp.config"),
+    ("engine.envoy.config", "engine.mcp.config", "engine.http.config"),
     ("engine.approvals",),
     ("engine.audit",),
     ("engine.runtime",),  # requests, decisions, the evaluator, the registry

@@ -13,7 +13,7 @@ from engine.approvals import ApprovalError, watch
 from engine.config import Limits
 from engine.guard import Checked, Guard
 from engine.protocol.request_codec import InvalidRequest, request_from_proto, request_to_proto
-from engine.runtime.evaluator import DEFAULT_RULE
+from engine.runtime.redaction import split_lines
 from engine.runtime.request import Principal, Request, ToolCall
 
 Progress = Callable[[str], None]  # told, while a Check waits for its approval, what it waits for
@@ -41,18 +41,9 @@ class Ruling:
     reply: str | None = None  # FALLBACK reply: answer this instead of asking the server
 
 
-def cited(checked: Checked) -> tuple[str, str]:
-    """The rule that decided and its reason ("(default)" and the default's reason when none did)."""
-    decision = checked.decision
-    if decision.default_applied or not decision.deciding:
-        return DEFAULT_RULE, checked.default.reason
-    first = decision.deciding[0]
-    return first.rule, first.reason
-
-
 def refusal_text(checked: Checked, what: str) -> str:
     """Why Palisade refused ``what``, naming the rule, the ruleset and the decision id."""
-    rule, reason = cited(checked)
+    rule, reason = checked.cited
     because = f": {reason}" if reason else ""
     return (
         f"Palisade blocked {what}{because} (rule {rule}, ruleset {checked.decision.ruleset},"
@@ -134,7 +125,7 @@ class McpChecks:
 
 
 def ruling(checked: Checked, texts: Sequence[str], what: str) -> Ruling:
-    """ALLOW passes; FALLBACK redact passes ``texts`` rewritten (``split`` into the pieces they were);
+    """ALLOW passes; FALLBACK redact passes ``texts`` rewritten (cut back into the pieces they were);
     FALLBACK reply answers instead; BLOCK, ESCALATE (not approved in time) and a fallback model
     (which a tool cannot take) refuse."""
     decision = checked.decision
@@ -149,27 +140,13 @@ def ruling(checked: Checked, texts: Sequence[str], what: str) -> Ruling:
     if kind == "reply" and action is not None:
         return Ruling(False, checked, reply=action.fallback_value)
     if kind == "redact" and decision.redacted is not None:
-        pieces = split(texts, decision.redacted)
+        pieces = split_lines(texts, decision.redacted)
         if pieces is not None:
             return Ruling(True, checked, pieces)
         return Ruling(
             False, checked, message=refusal_text(checked, what) + " (its redaction cannot be applied)"
         )
     return Ruling(False, checked, message=refusal_text(checked, what))
-
-
-def split(texts: Sequence[str], redacted: str) -> tuple[str, ...] | None:
-    """``redacted`` (the newline-joined ``texts``, redacted) cut back into one piece per text, or None
-    when a redaction ran across a line break (the pieces can no longer be told apart)."""
-    lines = redacted.split("\n")
-    counts = [text.count("\n") + 1 for text in texts]
-    if len(lines) != sum(counts):
-        return None
-    pieces, start = [], 0
-    for count in counts:
-        pieces.append("\n".join(lines[start : start + count]))
-        start += count
-    return tuple(pieces)
 
 
 def canonical(value: Any) -> str:
