@@ -10,14 +10,13 @@ class HttpConfig(BaseModel):
 
     The ruleset of a call is the one the ``ruleset_header`` names, else the guardrail's
     ``additional_provider_specific_params.ruleset`` (set in LiteLLM's config for that guardrail),
-    else ``guardrails`` by that guardrail's ``guardrail_name`` param, else ``ruleset``."""
+    else ``ruleset``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = False
     listen: str = "127.0.0.1:8787"  # HOST:PORT; port 0 picks one (SO_REUSEPORT across workers)
     ruleset: str = ""  # the ruleset of a call that names none
-    guardrails: dict[str, str] = Field(default_factory=dict)  # LiteLLM guardrail name -> ruleset
     ruleset_header: str = "x-palisade-ruleset"  # a request header naming the ruleset; "": none
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # a larger body is refused (413)
 
@@ -28,6 +27,6 @@ class HttpConfig(BaseModel):
 
     @model_validator(mode="after")
     def _has_ruleset(self) -> HttpConfig:
-        if self.enabled and not (self.ruleset or self.guardrails or self.ruleset_header):
-            raise ValueError("enabled needs ruleset, guardrails or ruleset_header")
+        if self.enabled and not (self.ruleset or self.ruleset_header):
+            raise ValueError("enabled needs ruleset or ruleset_header")
         return self

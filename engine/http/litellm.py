@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dsl.types import Outcome, Stage
 from engine.config import Limits
@@ -36,7 +36,8 @@ class ToolUse(BaseModel):
 
 
 class GuardrailRequest(BaseModel):
-    """What LiteLLM's `generic_guardrail_api` guardrail posts (LitellmBasicGuardrailRequest)."""
+    """What LiteLLM's `generic_guardrail_api` guardrail posts (LitellmBasicGuardrailRequest); LiteLLM
+    sends null for what a call lacks."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -48,6 +49,15 @@ class GuardrailRequest(BaseModel):
     litellm_call_id: str | None = None
     litellm_trace_id: str | None = None
     additional_provider_specific_params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator(
+        "texts", "tool_calls", "request_data", "additional_provider_specific_params", mode="before"
+    )
+    @classmethod
+    def _null_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:
+            return value
+        return [] if info.field_name in ("texts", "tool_calls") else {}
 
 
 Action = Literal["NONE", "BLOCKED", "GUARDRAIL_INTERVENED"]
@@ -68,11 +78,10 @@ class UnknownRulesetName(LookupError):
 
 
 def ruleset_of(config: HttpConfig, call: GuardrailRequest, headers: Mapping[str, str]) -> str:
-    """The ruleset the header names, else the guardrail's params name, else the config's."""
+    """The ruleset the header names, else the one the guardrail's params name, else the config's."""
     params = call.additional_provider_specific_params
     named = headers.get(config.ruleset_header, "") if config.ruleset_header else ""
     named = named or str(params.get("ruleset") or "")
-    named = named or config.guardrails.get(str(params.get("guardrail_name") or ""), "")
     if not (named or config.ruleset):
         raise UnknownRulesetName("no ruleset: send the ruleset header or configure [http] ruleset")
     return named or config.ruleset

@@ -65,6 +65,7 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 
 def _error(status: int, message: str) -> JSONResponse:
+    log.warning("refused a guardrail call (%d): %s", status, message)
     return JSONResponse({"error": {"message": message}}, status_code=status)
 
 
