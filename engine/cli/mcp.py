@@ -25,8 +25,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     before the server sees it and its result at `tool_result`; tools/list, resources/read and
     prompts/get checked too (stdout carries MCP only; messages go to stderr)."""
     command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
-    if not command:
-        print("palisade mcp: give the MCP server's command after --", file=sys.stderr)
+    if bool(command) == bool(args.url):
+        print("palisade mcp: give the MCP server's command after --, or its --url", file=sys.stderr)
         return 2
     from engine.server.workers import configure_logging  # noqa: PLC0415  (keeps grpc out of other commands)
 
@@ -40,7 +40,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     if not proxy.ruleset:
         print("palisade mcp: name the ruleset (--ruleset, or ruleset in [mcp])", file=sys.stderr)
         return 2
-    return _serve(config, proxy, command)
+    return _serve(config, proxy, command, args.url or "")
 
 
 def mcp_settings(base: McpConfig, args: argparse.Namespace) -> McpConfig:
@@ -60,11 +60,11 @@ def mcp_settings(base: McpConfig, args: argparse.Namespace) -> McpConfig:
         raise ConfigError(f"mcp: {exc}") from None
 
 
-def _serve(config: ServeConfig, proxy: McpConfig, command: list[str]) -> int:
+def _serve(config: ServeConfig, proxy: McpConfig, command: list[str], url: str) -> int:
     from engine.guard import Guard, StartError  # noqa: PLC0415  (keeps the MCP SDK out of other commands)
     from engine.mcp.checks import Caller, McpChecks  # noqa: PLC0415
     from engine.mcp.guarded import Guarded  # noqa: PLC0415
-    from engine.mcp.proxy import run_stdio  # noqa: PLC0415
+    from engine.mcp.proxy import run_remote, run_stdio  # noqa: PLC0415
 
     try:
         os.makedirs(config.data_dir, exist_ok=True)
@@ -84,7 +84,10 @@ def _serve(config: ServeConfig, proxy: McpConfig, command: list[str]) -> int:
         principal = Principal(proxy.principal, proxy.tenant, proxy.roles)
         checks = McpChecks(guard, config.limits, Caller(proxy.ruleset, proxy.server, principal))
         try:
-            return asyncio.run(run_stdio(Guarded(checks, proxy), command, proxy.max_message_bytes))
+            guarded = Guarded(checks, proxy)
+            if url:
+                return asyncio.run(run_remote(guarded, url, proxy.max_message_bytes))
+            return asyncio.run(run_stdio(guarded, command, proxy.max_message_bytes))
         except StartError as exc:
             print(f"refusing to start: {exc}", file=sys.stderr)
             return 1
@@ -92,13 +95,16 @@ def _serve(config: ServeConfig, proxy: McpConfig, command: list[str]) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `palisade mcp` to the `palisade` parser."""
-    mcp = sub.add_parser("mcp", help="guard an MCP server: palisade mcp --ruleset NAME -- COMMAND ARGS")
+    mcp = sub.add_parser(
+        "mcp", help="guard an MCP server: palisade mcp --ruleset NAME -- COMMAND ARGS | --url URL"
+    )
     mcp.add_argument("--ruleset", help="the ruleset of every Check (default: ruleset in [mcp])")
     mcp.add_argument("--server", help="the MCP server's name, as rules see it in tool.server")
     mcp.add_argument("--principal", help=f"principal.id of every Check (or ${ENVIRONMENT['principal']})")
     mcp.add_argument("--tenant", help=f"principal.tenant (or ${ENVIRONMENT['tenant']})")
     mcp.add_argument("--roles", help=f"principal.roles, comma-separated (or ${ENVIRONMENT['roles']})")
     mcp.add_argument("--approval-wait", type=float, help="seconds an escalated call waits for its approval")
+    mcp.add_argument("--url", help="a remote MCP server's Streamable HTTP endpoint, instead of a COMMAND")
     mcp.add_argument("--rulesets", help="directory of .pal rulesets (default: ./rulesets)")
     mcp.add_argument(
         "--data-dir", help="durable state: the audit log and approvals, as serve's (default ./data)"

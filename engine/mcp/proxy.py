@@ -9,6 +9,10 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
+from mcp.types import jsonrpc_message_adapter
+
 from engine.guard import StartError
 from engine.mcp import messages as m
 from engine.mcp.guarded import Asked, Guarded, Passed
@@ -170,9 +174,7 @@ async def run_stdio(guarded: Guarded, command: Sequence[str], max_bytes: int) ->
     except OSError as exc:
         raise StartError(f"cannot start the MCP server {command[0]!r}: {exc.strerror or exc}") from None
     assert process.stdin is not None and process.stdout is not None
-    reader = asyncio.StreamReader(limit=max_bytes)
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    reader = await _stdin(max_bytes)
     relay = Relay(guarded, Side(reader, _stdout), Side(process.stdout, _writer(process.stdin)), max_bytes)
     server_ended = await relay.run()
     status = await _stopped(process)
@@ -180,6 +182,44 @@ async def run_stdio(guarded: Guarded, command: Sequence[str], max_bytes: int) ->
         log.error("the MCP server %r exited with status %s", command[0], status)
         return status if status > 0 else 1
     return 0
+
+
+async def run_remote(guarded: Guarded, url: str, max_bytes: int) -> int:
+    """Relay between this process's stdio and the MCP server at ``url`` over Streamable HTTP (the
+    SDK's client transport: sessions, SSE answers, the server's own stream); the exit status is 1
+    if the server's side ended first, else 0."""
+    reader = await _stdin(max_bytes)
+    async with streamable_http_client(url) as (from_server, to_server):
+        lines = asyncio.StreamReader(limit=max_bytes)
+
+        async def pump() -> None:
+            async for item in from_server:
+                if isinstance(item, Exception):
+                    log.warning("the MCP server at %s: %s", url, item)
+                    continue
+                lines.feed_data(
+                    m.encode(item.message.model_dump(mode="json", by_alias=True, exclude_unset=True))
+                )
+            lines.feed_eof()
+
+        async def send(data: bytes) -> None:
+            if data:  # b"": the client is gone; leaving this block ends the session
+                message = jsonrpc_message_adapter.validate_json(data, by_name=False)
+                await to_server.send(SessionMessage(message))
+
+        pumping = asyncio.create_task(pump())
+        server_ended = await Relay(guarded, Side(reader, _stdout), Side(lines, send), max_bytes).run()
+        pumping.cancel()
+    if server_ended:
+        log.error("the MCP server at %s closed the session", url)
+    return 1 if server_ended else 0
+
+
+async def _stdin(max_bytes: int) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=max_bytes)
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
 
 
 async def _stdout(data: bytes) -> None:

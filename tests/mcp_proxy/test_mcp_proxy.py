@@ -4,6 +4,7 @@ by the MCP SDK's own client: what the proxy passes, refuses, rewrites, and what 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from mcp_helpers import (
     proxy_command,
     texts,
 )
+from server_helpers import wait_for
+
+from benchmarks.envoy_bench import free_port
 
 
 @pytest.fixture()
@@ -172,3 +176,27 @@ def test_malformed_lines_from_the_server_are_dropped(tmp_path: Path) -> None:
     assert anyio.run(session)
     assert "the MCP server sent not JSON" in log.read_text()
     assert "the MCP server sent not a JSON-RPC message object" in log.read_text()
+
+
+def test_remote_server_over_streamable_http(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen([*NOTES_SERVER, "--http", str(port)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _listening(port))
+
+        async def session() -> tuple[list[str], str]:
+            async with proxied(tmp_path, [], "--url", f"http://127.0.0.1:{port}/mcp") as client:
+                tools = [t.name for t in (await client.list_tools()).tools]
+                return tools, texts(await client.call_tool("read_notes", {}))
+
+        tools, notes = anyio.run(session)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "read_notes" in tools and "search_notes" not in tools
+    assert notes == "Standup at 10. Ask <EMAIL_ADDRESS> about the release."
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
