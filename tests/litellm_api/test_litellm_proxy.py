@@ -13,6 +13,8 @@ from openai import OpenAI
 
 from benchmarks.envoy_bench import Script, Upstream, free_port
 
+pytestmark = pytest.mark.timeout(900)  # the first run builds LiteLLM's venv (minutes), then it is cached
+
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:

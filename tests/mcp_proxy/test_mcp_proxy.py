@@ -200,3 +200,18 @@ def test_remote_server_over_streamable_http(tmp_path: Path) -> None:
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_arguments_are_redacted_before_the_server_sees_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    monkeypatch.setenv("NOTES_FILE", str(notes))
+
+    async def session() -> bool:
+        async with proxied(tmp_path, NOTES_SERVER) as client:
+            result = await client.call_tool("save_note", {"text": "call frank@example.com on Monday"})
+            return bool(result.is_error)
+
+    assert not anyio.run(session)
+    assert notes.read_text() == "call <EMAIL_ADDRESS> on Monday\n"  # what the server received
