@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class McpChecks:
         metadata: Mapping[str, str] | None = None,
         wait_s: float = 0.0,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> Ruling:
         """Check, wait up to ``wait_s`` for an approval that an ESCALATE opens (then check again
         with it), and say what to do with the message; ``what`` names it in a refusal."""
@@ -100,19 +102,23 @@ class McpChecks:
             checked = self.check(stage, texts, tool=tool, metadata=metadata)
             if checked.decision.outcome is Outcome.ESCALATE and checked.approval is not None:
                 approval_id = checked.approval.id
-                if self._settled(approval_id, wait_s, progress):
+                if self._settled(approval_id, wait_s, progress, stop or threading.Event()):
                     checked = self.check(stage, texts, tool=tool, metadata=metadata, approval_id=approval_id)
         except InvalidRequest as exc:
             return Ruling(False, message=f"Palisade refused {what}: {exc}")
         return ruling(checked, texts, what)
 
-    def _settled(self, approval_id: str, wait_s: float, progress: Progress | None) -> bool:
-        """Wait until the approval is answered (True) or ``wait_s`` passes (False)."""
+    def _settled(
+        self, approval_id: str, wait_s: float, progress: Progress | None, stop: threading.Event
+    ) -> bool:
+        """Wait until the approval is answered (True), or ``wait_s`` passes or ``stop`` is set (False)."""
         give_up = time.monotonic() + wait_s
         told = 0.0
         try:
             for _, approval in watch(
-                self.guard.approvals, approval_id=approval_id, active=lambda: time.monotonic() < give_up
+                self.guard.approvals,
+                approval_id=approval_id,
+                active=lambda: time.monotonic() < give_up and not stop.is_set(),
             ):
                 if not approval.pending:
                     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,18 +58,20 @@ class Guarded:
         self.first_seen: dict[str, str] = {}  # tool name -> digest of its definition when first listed
         self.hidden: dict[str, str] = {}  # tool name -> why tools/list hid it
 
-    def request(self, message: m.Message, progress: Progress | None = None) -> Passed:
+    def request(
+        self, message: m.Message, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> Passed:
         """A client's request: tools/call is checked at `tool_call` (and may wait for an approval);
         the methods whose answers are checked are remembered; any other passes as it is."""
         method = message["method"]
         if method == "tools/call":
-            return self._call(message, progress)
+            return self._call(message, progress, stop)
         if method in GUARDED_RESULTS:
             uri = str((message.get("params") or {}).get("uri", ""))
             return Passed(forward=message, asked=Asked(method, uri=uri))
         return Passed(forward=message)
 
-    def _call(self, message: m.Message, progress: Progress | None) -> Passed:
+    def _call(self, message: m.Message, progress: Progress | None, stop: threading.Event | None) -> Passed:
         request_id = message["id"]
         try:
             params = CallToolRequestParams.model_validate(message.get("params") or {}, by_name=False)
@@ -85,6 +88,7 @@ class Guarded:
             metadata={"mcp_method": "tools/call"},
             wait_s=self.config.approval_wait_s,
             progress=progress,
+            stop=stop,
         )
         if ruling.reply is not None:
             return Passed(answer=m.result(request_id, {"content": [{"type": "text", "text": ruling.reply}]}))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -52,7 +53,7 @@ class Relay:
         self.client = client
         self.server = server
         self.open: dict[m.RequestId, Asked | None] = {}  # passed to the server, not answered yet
-        self.held: dict[m.RequestId, asyncio.Task[None]] = {}  # tools/call being checked
+        self.held: dict[m.RequestId, threading.Event] = {}  # tools/call being checked: set to stop its wait
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> bool:
@@ -62,6 +63,8 @@ class Relay:
         await asyncio.wait({from_client, from_server}, return_when=asyncio.FIRST_COMPLETED)
         server_ended = from_server.done()
         from_client.cancel()
+        for stop in self.held.values():
+            stop.set()
         for task in list(self.tasks):
             task.cancel()
         if server_ended:
@@ -94,15 +97,14 @@ class Relay:
         await self.server.send(b"")  # the client is gone: close the server's input
 
     async def _call(self, message: m.Message) -> None:
-        request_id = message["id"]
-        task = asyncio.current_task()
-        if task is not None:
-            self.held[request_id] = task
+        request_id, stop = message["id"], threading.Event()
+        self.held[request_id] = stop
         try:
-            passed = await asyncio.to_thread(self.guarded.request, message, self._progress(message))
+            passed = await asyncio.to_thread(self.guarded.request, message, self._progress(message), stop)
         finally:
             self.held.pop(request_id, None)
-        await self._pass(request_id, passed)
+        if not stop.is_set():  # a cancelled call is answered by no one (the client gave up on it)
+            await self._pass(request_id, passed)
 
     async def _pass(self, request_id: m.RequestId, passed: Passed) -> None:
         if passed.answer is not None:
@@ -126,9 +128,9 @@ class Relay:
         return progress
 
     def _cancel(self, request_id: object) -> None:
-        task = self.held.get(request_id) if isinstance(request_id, int | str) else None
-        if task is not None:
-            task.cancel()
+        stop = self.held.get(request_id) if isinstance(request_id, int | str) else None
+        if stop is not None:
+            stop.set()
 
     async def _from_server(self) -> None:
         while (line := await read_line(self.server.reader, self.limit)) is not None:

@@ -215,3 +215,15 @@ def test_arguments_are_redacted_before_the_server_sees_them(
 
     assert not anyio.run(session)
     assert notes.read_text() == "call <EMAIL_ADDRESS> on Monday\n"  # what the server received
+
+
+def test_cancelled_escalated_call_is_dropped(tmp_path: Path, repo: Path) -> None:
+    async def session() -> str:
+        async with proxied(tmp_path, git_server(repo), "--approval-wait", "60") as client:
+            with anyio.move_on_after(3):  # the SDK sends notifications/cancelled as it gives up
+                await client.call_tool("git_create_branch", {"repo_path": str(repo), "branch_name": "late"})
+                raise AssertionError("the escalated call was answered before its approval")
+            return texts(await client.call_tool("git_status", {"repo_path": str(repo)}))
+
+    assert "staged.txt" in anyio.run(session)  # the session goes on
+    assert not git(repo, "branch", "--list", "late")  # the cancelled call never reached the server
