@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -11,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from cli_helpers import audit_query
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_client import BIN, ROOT, client_environment
@@ -58,18 +57,9 @@ def texts(result: Any) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")
 
 
-def palisade(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run a `palisade` command (this checkout's) and return what it printed."""
-    command = [sys.executable, "-m", "engine.cli.main", *args]
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
-
-
 def audit_records(data_dir: Path) -> list[dict[str, Any]]:
-    """Every record of the audit log in ``data_dir``, as `palisade audit query` prints them."""
-    done = palisade("audit", "query", "--data-dir", str(data_dir), "--ruleset", "mcp_agent")
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
+    """The audit records of the proxy's ruleset in ``data_dir`` (`palisade audit query`)."""
+    return audit_query(data_dir, "--ruleset", "mcp_agent")
 
 
 def git(repo: Path, *args: str) -> str:

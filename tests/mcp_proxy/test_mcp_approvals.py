@@ -10,7 +10,8 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcp_helpers import RULESETS, git, git_server, make_repo, palisade, proxied, texts
+from cli_helpers import palisade
+from mcp_helpers import RULESETS, git, git_server, make_repo, proxied, texts
 from server_helpers import serve_process
 
 
