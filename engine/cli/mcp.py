@@ -64,6 +64,7 @@ def _serve(config: ServeConfig, proxy: McpConfig, command: list[str], url: str) 
     from engine.guard import Guard, StartError  # noqa: PLC0415  (keeps the MCP SDK out of other commands)
     from engine.mcp.checks import Caller, McpChecks  # noqa: PLC0415
     from engine.mcp.guarded import Guarded  # noqa: PLC0415
+    from engine.mcp.pins import Pins, pins_path  # noqa: PLC0415
     from engine.mcp.proxy import run_remote, run_stdio  # noqa: PLC0415
 
     try:
@@ -84,7 +85,7 @@ def _serve(config: ServeConfig, proxy: McpConfig, command: list[str], url: str) 
         principal = Principal(proxy.principal, proxy.tenant, proxy.roles)
         checks = McpChecks(guard, config.limits, Caller(proxy.ruleset, proxy.server, principal))
         try:
-            guarded = Guarded(checks, proxy)
+            guarded = Guarded(checks, proxy, Pins(pins_path(config.data_dir, proxy.server)))
             if url:
                 return asyncio.run(run_remote(guarded, url, proxy.max_message_bytes))
             return asyncio.run(run_stdio(guarded, command, proxy.max_message_bytes))

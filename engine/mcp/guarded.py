@@ -23,6 +23,7 @@ from dsl.types import Stage
 from engine.mcp import messages as m
 from engine.mcp.checks import McpChecks, Progress, Ruling, canonical
 from engine.mcp.config import McpConfig
+from engine.mcp.pins import Pins
 
 log = logging.getLogger("palisade.mcp")
 
@@ -50,12 +51,12 @@ class Passed:
 
 class Guarded:
     """The Checks of one proxied session, and what it remembers across messages: each tool as first
-    seen (so that a changed name, description or schema is reported) and the tools hidden."""
+    seen (``pins``: so that a changed title, description or schema is reported) and the tools hidden."""
 
-    def __init__(self, checks: McpChecks, config: McpConfig) -> None:
+    def __init__(self, checks: McpChecks, config: McpConfig, pins: Pins | None = None) -> None:
         self.checks = checks
         self.config = config
-        self.first_seen: dict[str, str] = {}  # tool name -> digest of its definition when first listed
+        self.pins = pins or Pins(None)
         self.hidden: dict[str, str] = {}  # tool name -> why tools/list hid it
 
     def request(
@@ -158,7 +159,7 @@ class Guarded:
         name = str(tool.get("name", ""))
         definition = {k: tool.get(k) for k in ("name", "title", "description", "inputSchema", "outputSchema")}
         digest = hashlib.sha256(canonical(definition).encode("utf-8")).hexdigest()
-        changed = self.first_seen.setdefault(name, digest) != digest
+        changed = self.pins.changed(name, digest)
         if changed:
             log.warning(
                 "MCP server %r changed tool %r since it was first listed", self.checks.caller.server, name

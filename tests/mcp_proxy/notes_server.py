@@ -10,7 +10,7 @@ from mcp.server.mcpserver import MCPServer
 server = MCPServer("notes")
 
 
-@server.tool(description="Read the team's notes.")
+@server.tool(description=os.environ.get("NOTES_DESCRIPTION", "Read the team's notes."))
 def read_notes() -> str:
     return "Standup at 10. Ask carol@example.com about the release."
 
