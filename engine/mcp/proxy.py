@@ -31,15 +31,27 @@ class Side:
 
 
 async def read_line(reader: asyncio.StreamReader, limit: int) -> bytes | m.Malformed | None:
-    """The next line (None at the end), or Malformed for one over the reader's limit (skipped whole)."""
+    """The next line (None at the end), or Malformed for one over the reader's limit (dropped whole)."""
     try:
-        line = await reader.readline()
-    except ValueError:  # over the limit: the rest of that line is read and dropped
-        with contextlib.suppress(ValueError):
-            while not (await reader.readline()).endswith(b"\n") and not reader.at_eof():
-                pass
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:  # the end: a last line without its newline, or nothing
+        return exc.partial or None
+    except asyncio.LimitOverrunError as exc:
+        await _drop_line(reader, exc.consumed)
         return m.Malformed(f"a message over {limit} bytes", m.INVALID_REQUEST)
-    return line or None
+
+
+async def _drop_line(reader: asyncio.StreamReader, buffered: int) -> None:
+    """Read and drop the rest of an over-long line, ``buffered`` bytes of which the reader holds."""
+    while True:
+        await reader.readexactly(buffered)
+        try:
+            await reader.readuntil(b"\n")
+            return
+        except asyncio.LimitOverrunError as exc:
+            buffered = exc.consumed
+        except asyncio.IncompleteReadError:
+            return
 
 
 class Relay:

@@ -140,8 +140,11 @@ async def _kill_when_escalated(data_dir: Path, pid_file: Path) -> None:
 
 
 def test_malformed_messages_from_the_client_are_answered(tmp_path: Path) -> None:
-    command = proxy_command(tmp_path, [str(BIN / "mcp-server-time")])
+    config = tmp_path / "palisade.toml"
+    config.write_text("[mcp]\nmax_message_bytes = 1024\n")
+    command = proxy_command(tmp_path, [str(BIN / "mcp-server-time")], "--config", str(config))
     lines = [
+        json.dumps({"jsonrpc": "2.0", "id": 6, "method": "ping", "params": {"pad": "x" * 3000}}),
         "{not json",
         json.dumps({"jsonrpc": "2.0", "id": 7, "method": 5}),
         json.dumps({"jsonrpc": "2.0", "id": 8, "method": "ping"}),
@@ -156,10 +159,11 @@ def test_malformed_messages_from_the_client_are_answered(tmp_path: Path) -> None
         timeout=60,
         check=False,
     )
-    answers = {json.dumps(a.get("id")): a for a in map(json.loads, done.stdout.splitlines())}
-    assert answers["null"]["error"]["code"] == -32700
-    assert answers["7"]["error"]["code"] == -32600
-    assert answers["8"]["result"] == {}  # the session goes on: the server answered the ping
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    errors = [(a["id"], a["error"]["code"]) for a in answers if "error" in a]
+    assert errors == [(None, -32600), (None, -32700), (7, -32600)]  # over 1024 bytes, not JSON, no method
+    assert "a message over 1024 bytes" in answers[0]["error"]["message"]
+    assert {"jsonrpc": "2.0", "id": 8, "result": {}} in answers  # the session goes on: the server answered
     assert done.returncode == 0, done.stderr
 
 
