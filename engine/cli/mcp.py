@@ -40,7 +40,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     if not proxy.ruleset:
         print("palisade mcp: name the ruleset (--ruleset, or ruleset in [mcp])", file=sys.stderr)
         return 2
-    return _serve(config, proxy, command, args.url or "")
+    return _serve(config, proxy, command, args.url or "", args.listen or "")
 
 
 def mcp_settings(base: McpConfig, args: argparse.Namespace) -> McpConfig:
@@ -60,12 +60,12 @@ def mcp_settings(base: McpConfig, args: argparse.Namespace) -> McpConfig:
         raise ConfigError(f"mcp: {exc}") from None
 
 
-def _serve(config: ServeConfig, proxy: McpConfig, command: list[str], url: str) -> int:
+def _serve(config: ServeConfig, proxy: McpConfig, command: list[str], url: str, listen: str) -> int:
     from engine.guard import Guard, StartError  # noqa: PLC0415  (keeps the MCP SDK out of other commands)
     from engine.mcp.checks import Caller, McpChecks  # noqa: PLC0415
     from engine.mcp.guarded import Guarded  # noqa: PLC0415
     from engine.mcp.pins import Pins, pins_path  # noqa: PLC0415
-    from engine.mcp.proxy import run_remote, run_stdio  # noqa: PLC0415
+    from engine.mcp.proxy import serve  # noqa: PLC0415
 
     try:
         os.makedirs(config.data_dir, exist_ok=True)
@@ -86,9 +86,7 @@ def _serve(config: ServeConfig, proxy: McpConfig, command: list[str], url: str) 
         checks = McpChecks(guard, config.limits, Caller(proxy.ruleset, proxy.server, principal))
         try:
             guarded = Guarded(checks, proxy, Pins(pins_path(config.data_dir, proxy.server)))
-            if url:
-                return asyncio.run(run_remote(guarded, url, proxy.max_message_bytes))
-            return asyncio.run(run_stdio(guarded, command, proxy.max_message_bytes))
+            return asyncio.run(serve(guarded, command, url, listen, proxy.max_message_bytes))
         except StartError as exc:
             print(f"refusing to start: {exc}", file=sys.stderr)
             return 1
@@ -106,6 +104,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mcp.add_argument("--roles", help=f"principal.roles, comma-separated (or ${ENVIRONMENT['roles']})")
     mcp.add_argument("--approval-wait", type=float, help="seconds an escalated call waits for its approval")
     mcp.add_argument("--url", help="a remote MCP server's Streamable HTTP endpoint, instead of a COMMAND")
+    mcp.add_argument(
+        "--listen", help="serve the client Streamable HTTP at http://HOST:PORT/mcp (one session), not stdio"
+    )
     mcp.add_argument("--rulesets", help="directory of .pal rulesets (default: ./rulesets)")
     mcp.add_argument(
         "--data-dir", help="durable state: the audit log and approvals, as serve's (default ./data)"

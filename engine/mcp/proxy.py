@@ -7,12 +7,20 @@ import contextlib
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
+import uvicorn
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.shared._stream_protocols import ReadStream, WriteStream
 from mcp.shared.message import SessionMessage
 from mcp.types import jsonrpc_message_adapter
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from engine.guard import StartError
 from engine.mcp import messages as m
@@ -178,9 +186,95 @@ class Relay:
         await self.client.send(m.encode(message))
 
 
-async def run_stdio(guarded: Guarded, command: Sequence[str], max_bytes: int) -> int:
-    """Start the MCP server ``command`` on pipes and relay between it and this process's stdio;
-    the exit status: the server's when it ended first (1 if it was killed), else 0."""
+async def serve(guarded: Guarded, command: Sequence[str], url: str, listen: str, max_bytes: int) -> int:
+    """Relay between the client (on this process's stdio, or one session of Streamable HTTP at
+    ``listen``) and the MCP server (``command`` started on pipes, or Streamable HTTP at ``url``)."""
+    opened = http_client_side(listen, max_bytes) if listen else stdio_client_side(max_bytes)
+    async with opened as client:
+        if url:
+            return await run_remote(guarded, url, max_bytes, client)
+        return await run_stdio(guarded, command, max_bytes, client)
+
+
+@asynccontextmanager
+async def stdio_client_side(max_bytes: int) -> AsyncIterator[Side]:
+    """The client on this process's stdin and stdout."""
+    reader = asyncio.StreamReader(limit=max_bytes)
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    yield Side(reader, _stdout)
+
+
+@asynccontextmanager
+async def http_client_side(listen: str, max_bytes: int) -> AsyncIterator[Side]:
+    """The client as one Streamable HTTP session at http://LISTEN/mcp (the SDK's server transport);
+    it ends when the client ends the session."""
+    transport = StreamableHTTPServerTransport(mcp_session_id=uuid.uuid4().hex)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/") == "/mcp":
+            await transport.handle_request(scope, receive, send)
+        elif scope["type"] == "http":
+            await PlainTextResponse("not found: the MCP endpoint is /mcp", status_code=404)(
+                scope, receive, send
+            )
+
+    host, _, port = listen.rpartition(":")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=host.strip("[]"), port=int(port), log_level="warning", timeout_graceful_shutdown=2
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with transport.connect() as (from_client, to_client):
+            side, pumping = _stream_side(from_client, to_client, max_bytes, "the MCP client")
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            if serving.done():
+                raise StartError(f"mcp: cannot serve on {listen}")
+            log.info("serving MCP on http://%s/mcp", listen)
+            yield side
+            pumping.cancel()
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def _stream_side(
+    incoming: ReadStream[SessionMessage | Exception],
+    outgoing: WriteStream[SessionMessage],
+    max_bytes: int,
+    who: str,
+) -> tuple[Side, asyncio.Task[None]]:
+    """A Side over an SDK transport's streams: its messages become lines; lines sent become messages."""
+    lines = asyncio.StreamReader(limit=max_bytes)
+
+    async def pump() -> None:
+        try:
+            async for item in incoming:
+                if isinstance(item, Exception):
+                    log.warning("%s: %s", who, item)
+                    continue
+                lines.feed_data(
+                    m.encode(item.message.model_dump(mode="json", by_alias=True, exclude_unset=True))
+                )
+        except anyio.ClosedResourceError:  # the session was ended (a client's DELETE closes both ends)
+            pass
+        finally:
+            lines.feed_eof()
+
+    async def send(data: bytes) -> None:
+        if data:  # b"": the other end is gone; leaving the transport's block ends the session
+            message = jsonrpc_message_adapter.validate_json(data, by_name=False)
+            await outgoing.send(SessionMessage(message))
+
+    return Side(lines, send), asyncio.create_task(pump())
+
+
+async def run_stdio(guarded: Guarded, command: Sequence[str], max_bytes: int, client: Side) -> int:
+    """Start the MCP server ``command`` on pipes and relay between it and ``client``; the exit
+    status: the server's when it ended first (1 if it was killed), else 0."""
     try:
         process = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=max_bytes
@@ -188,8 +282,7 @@ async def run_stdio(guarded: Guarded, command: Sequence[str], max_bytes: int) ->
     except OSError as exc:
         raise StartError(f"cannot start the MCP server {command[0]!r}: {exc.strerror or exc}") from None
     assert process.stdin is not None and process.stdout is not None
-    reader = await _stdin(max_bytes)
-    relay = Relay(guarded, Side(reader, _stdout), Side(process.stdout, _writer(process.stdin)), max_bytes)
+    relay = Relay(guarded, client, Side(process.stdout, _writer(process.stdin)), max_bytes)
     server_ended = await relay.run()
     status = await _stopped(process)
     if server_ended:
@@ -198,42 +291,17 @@ async def run_stdio(guarded: Guarded, command: Sequence[str], max_bytes: int) ->
     return 0
 
 
-async def run_remote(guarded: Guarded, url: str, max_bytes: int) -> int:
-    """Relay between this process's stdio and the MCP server at ``url`` over Streamable HTTP (the
-    SDK's client transport: sessions, SSE answers, the server's own stream); the exit status is 1
-    if the server's side ended first, else 0."""
-    reader = await _stdin(max_bytes)
+async def run_remote(guarded: Guarded, url: str, max_bytes: int, client: Side) -> int:
+    """Relay between ``client`` and the MCP server at ``url`` over Streamable HTTP (the SDK's client
+    transport: sessions, SSE answers, the server's own stream); the exit status is 1 if the
+    server's side ended first, else 0."""
     async with streamable_http_client(url) as (from_server, to_server):
-        lines = asyncio.StreamReader(limit=max_bytes)
-
-        async def pump() -> None:
-            async for item in from_server:
-                if isinstance(item, Exception):
-                    log.warning("the MCP server at %s: %s", url, item)
-                    continue
-                lines.feed_data(
-                    m.encode(item.message.model_dump(mode="json", by_alias=True, exclude_unset=True))
-                )
-            lines.feed_eof()
-
-        async def send(data: bytes) -> None:
-            if data:  # b"": the client is gone; leaving this block ends the session
-                message = jsonrpc_message_adapter.validate_json(data, by_name=False)
-                await to_server.send(SessionMessage(message))
-
-        pumping = asyncio.create_task(pump())
-        server_ended = await Relay(guarded, Side(reader, _stdout), Side(lines, send), max_bytes).run()
+        server, pumping = _stream_side(from_server, to_server, max_bytes, f"the MCP server at {url}")
+        server_ended = await Relay(guarded, client, server, max_bytes).run()
         pumping.cancel()
     if server_ended:
         log.error("the MCP server at %s closed the session", url)
     return 1 if server_ended else 0
-
-
-async def _stdin(max_bytes: int) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader(limit=max_bytes)
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    return reader
 
 
 async def _stdout(data: bytes) -> None:
