@@ -56,6 +56,7 @@ def test_blocked_prompt_never_reaches_the_model(client: OpenAI, upstream: Upstre
     with pytest.raises(openai.APIStatusError) as refused:
         _ask(client, "Tell me about Project Nightshade")
     assert "rule confidential" in str(refused.value)
+    assert refused.value.status_code == 400  # LiteLLM's answer to a guardrail's BLOCKED
     assert not upstream.requests
 
 
@@ -79,8 +80,12 @@ def test_palisade_down(venv: Path, upstream: Upstream, tmp_path: Path) -> None:
     upstream.script = Script(text="Paris.")
     down = f"http://127.0.0.1:{free_port()}"
     closed = litellm_config(tmp_path / "closed", upstream.port, down, "fail_closed")
-    with litellm_proxy(venv, closed, free_port()) as base_url, pytest.raises(openai.APIStatusError):
+    with (
+        litellm_proxy(venv, closed, free_port()) as base_url,
+        pytest.raises(openai.APIStatusError) as refused,
+    ):
         _ask(OpenAI(base_url=base_url, api_key=MASTER_KEY, max_retries=0), "hello")
+    assert refused.value.status_code == 500
     opened = litellm_config(tmp_path / "open", upstream.port, down, "fail_open")
     with litellm_proxy(venv, opened, free_port()) as base_url:
         assert _ask(OpenAI(base_url=base_url, api_key=MASTER_KEY, max_retries=0), "hello") == "Paris."
