@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,ner]'
 	if command -v npm >/dev/null && test -f tests/node/package-lock.json; then \
 		npm ci --silent --prefix tests/node; fi
+	if command -v npm >/dev/null && test -f tests/mcp_proxy/node/package-lock.json; then \
+		npm ci --silent --prefix tests/mcp_proxy/node; fi
 	touch $@
 
 setup: $(STAMP)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from detectors.specs import DetectorSettings
 from engine.audit.config import AuditConfig
 from engine.envoy.config import EnvoyConfig
+from engine.http.config import HttpConfig
+from engine.mcp.config import McpConfig
 from engine.store.config import StoreConfig
 
 
@@ -122,6 +124,8 @@ class ServeConfig(BaseModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # the [metrics] table: Prometheus, off
     tracing: TracingConfig = Field(default_factory=TracingConfig)  # the [tracing] table: OTLP spans, off
     store: StoreConfig = Field(default_factory=StoreConfig)  # the [store] table: PostgreSQL for replicas
+    mcp: McpConfig = Field(default_factory=McpConfig)  # the [mcp] table: `palisade mcp`, the MCP proxy
+    http: HttpConfig = Field(default_factory=HttpConfig)  # the [http] table: LiteLLM's guardrail API, off
 
     @property
     def detector_settings(self) -> DetectorSettings:

@@ -27,7 +27,7 @@ from engine.audit.events import rollout_field, shadow_entry
 from engine.audit.writer import HealthListener
 from engine.config import ServeConfig
 from engine.runtime.decision import Decision
-from engine.runtime.evaluator import Evaluator
+from engine.runtime.evaluator import DEFAULT_RULE, Evaluator
 from engine.runtime.ids import new_id
 from engine.runtime.observer import observer
 from engine.runtime.registry import Registry, compile_rulesets
@@ -50,6 +50,14 @@ class Checked:
     decision_id: str
     default: ActionNode  # the ruleset's default action (what the answer says when no rule matched)
     approval: Approval | None = None
+
+    @property
+    def cited(self) -> tuple[str, str]:
+        """The rule that decided and its reason ("(default)" and the default's reason when none did)."""
+        deciding = self.decision.deciding
+        if self.decision.default_applied or not deciding:
+            return DEFAULT_RULE, self.default.reason
+        return deciding[0].rule, deciding[0].reason
 
 
 def check_rulesets(config: ServeConfig) -> dict[tuple[str, str], Graph]:

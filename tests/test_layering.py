@@ -14,12 +14,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmarks", "training"),  # the repository's scripts: they import the product, never the reverse
     ("engine.cli",),  # the `palisade` commands, `palisade bench` among them
     ("engine.server", "engine.client"),  # the front doors: adapt a protocol to Guard, or call one
-    ("engine.envoy",),  # the Envoy ext_proc front door, which engine.server hosts in each worker
+    # adapters over Guard: Envoy's ext_proc and LiteLLM's guardrail API (hosted by engine.server), MCP
+    ("engine.envoy", "engine.mcp", "engine.http"),
     ("engine.protocol",),  # the gRPC wire: generated code and the proto <-> domain codecs
     ("engine.telemetry",),  # Prometheus metrics and OpenTelemetry traces behind engine.runtime.observer
     ("engine.guard",),  # the Check use case
     ("engine.config",),  # the service's settings
-    ("engine.envoy.config",),  # the [envoy] table's model: engine.config holds it, engine.envoy reads it
+    # the [envoy] and [mcp] tables' models: engine.config holds them, their adapters read them
+    ("engine.envoy.config", "engine.mcp.config", "engine.http.config"),
     ("engine.approvals",),
     ("engine.audit",),
     ("engine.store",),  # PostgreSQL for replicas: connections, the schema and its migrations

@@ -16,6 +16,7 @@ from dsl.diagnostics import CompileError, render_all, to_json
 from engine.cli import approvals as approvals_cli
 from engine.cli import audit as audit_cli
 from engine.cli import diff, gate, policytest, rollout, score
+from engine.cli import mcp as mcp_cli
 from engine.cli import store as store_cli
 from engine.cli.bench import command as bench
 from engine.client.tls import add_tls_arguments
@@ -289,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cli.register(sub)
     approvals_cli.register(sub)
     store_cli.register(sub)
+    mcp_cli.register(sub)
     score.register(sub)
     diff.register(sub)
     gate.register(sub)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from detectors.base import Finding
@@ -76,3 +76,17 @@ def redact(
         cursor = span.end
     out.append(text[cursor:])
     return "".join(out)
+
+
+def split_lines(texts: Sequence[str], redacted: str) -> tuple[str, ...] | None:
+    """``redacted`` (the redaction of ``texts`` joined by newlines) cut back into one piece per text,
+    or None when a redacted span ran across a line break (the pieces can no longer be told apart)."""
+    lines = redacted.split("\n")
+    counts = [text.count("\n") + 1 for text in texts]
+    if len(lines) != sum(counts):
+        return None
+    pieces, start = [], 0
+    for count in counts:
+        pieces.append("\n".join(lines[start : start + count]))
+        start += count
+    return tuple(pieces)

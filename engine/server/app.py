@@ -21,6 +21,7 @@ from engine.approvals.approvers import Approvers, ApproversError
 from engine.config import ServeConfig
 from engine.envoy.server import EnvoyServer
 from engine.guard import Guard, StartError, check_rulesets
+from engine.http.server import HttpServer
 from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb, pb
 from engine.runtime.observer import observer
 from engine.runtime.registry import Registry
@@ -85,6 +86,9 @@ class GuardServer:
         self.envoy: EnvoyServer | None = None  # Envoy's ext_proc ([envoy]), over the same Guard
         if config.envoy.enabled:
             self.envoy = EnvoyServer(self.guard, config.envoy, config.limits, reuse_port=reuse_port)
+        self.http: HttpServer | None = None  # LiteLLM's Generic Guardrail API ([http]), same Guard
+        if config.http.enabled:
+            self.http = HttpServer(self.guard, config.http, config.limits, reuse_port=reuse_port)
 
     @property
     def registry(self) -> Registry:
@@ -127,6 +131,8 @@ class GuardServer:
         if self.envoy is not None:
             self.envoy.start()
         observer().loaded(e.graph for e in self.registry)
+        if self.http is not None:
+            self.http.start()
         self._set_serving(self.guard.healthy)
         return self.port
 
@@ -199,6 +205,8 @@ class GuardServer:
         stopped = self.server.stop(grace_s)
         if self.envoy is not None:
             self.envoy.stop(grace_s)
+        if self.http is not None:
+            self.http.stop(grace_s)
         self.admission.drain(grace_s)
         stopped.wait()
         self.admission.pool.shutdown(wait=True)
@@ -315,6 +323,8 @@ def _serve(
     log.info("worker %d serving %d ruleset(s) on %s", os.getpid(), len(server.registry.by_key), listen)
     if server.envoy is not None:
         log.info("worker %d serving Envoy's ext_proc on %s:%d", os.getpid(), host, server.envoy.port)
+    if server.http is not None:
+        log.info("worker %d serving LiteLLM's guardrail API on %s:%d", os.getpid(), host, server.http.port)
     if server.approvers is None:
         log.warning("approvals: no approvers_file, so any caller can answer an approval under any name")
     if ready is not None:

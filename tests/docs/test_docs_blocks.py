@@ -19,7 +19,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+import yaml  # type: ignore[import-untyped]
+from mcp_client import list_tools
 from server_helpers import ServeProcess, wait_for
 
 from dsl.compiler import run as compile_file
@@ -28,6 +31,7 @@ from engine.cli.bench.workload import generate, load_scenario
 from engine.cli.main import build_parser
 from engine.client.guard_client import GuardClient, GuardError
 from engine.config import load_config
+from engine.http.config import HttpConfig
 from engine.runtime.registry import Registry
 from engine.runtime.request import request_from_dict
 
@@ -96,6 +100,8 @@ def kind_of(block: Block) -> str:
         return _json_kind(_json(block.text))
     if block.info == "toml":
         return _toml_kind(tomllib.loads(block.text))
+    if block.info == "yaml" and "generic_guardrail_api" in block.text:
+        return "litellm config"
     if block.info in {"", "pal"} and DECLARATION.search(block.text):
         return "ruleset"
     if block.info == "" and DIAGNOSTIC.match(block.text):
@@ -118,6 +124,8 @@ def _json_kind(value: Any) -> str:
         return "unclassified"
     if "prev_hash" in value:
         return "record"
+    if "mcpServers" in value:
+        return "mcp client config"
     if "stage" in value:
         return "request"
     return "excerpt" if set(value) == {"excerpt"} else "unclassified"
@@ -341,6 +349,29 @@ def check_scenario(ctx: Context) -> None:
     assert len(generate(scenario, 20).requests) == 20
 
 
+def check_mcp_client_config(ctx: Context) -> None:
+    """Each server of an MCP client's config starts as the client would start it (`palisade` as
+    this checkout's), and lists its tools through the proxy to the SDK's client."""
+    (ctx.folder / "rulesets").symlink_to(ROOT / "rulesets")
+    for entry in _json(ctx.block.text)["mcpServers"].values():
+        assert entry["command"] == "palisade", entry
+        tools = anyio.run(list_tools, [*PALISADE, *entry["args"]], ctx.folder, entry.get("env", {}))
+        assert tools, f"no tools listed through {entry['args']}"
+
+
+def check_litellm_config(ctx: Context) -> None:
+    """Each Palisade guardrail of a LiteLLM config (tests/litellm_api runs this shape in a real
+    LiteLLM) calls the guardrail API's default address and names a shipped ruleset."""
+    guardrails = yaml.safe_load(ctx.block.text)["guardrails"]
+    for guardrail in guardrails:
+        params = guardrail["litellm_params"]
+        assert params["guardrail"] == "generic_guardrail_api"
+        assert params["api_base"] == f"http://{HttpConfig().listen}"
+        assert set(params["mode"]) <= {"pre_call", "post_call", "during_call"}
+        ruleset = params["additional_provider_specific_params"]["ruleset"]
+        assert (ROOT / "rulesets" / f"{ruleset}.pal").exists(), ruleset
+
+
 # --- commands and Python
 
 
@@ -473,6 +504,8 @@ CHECKS: dict[str, Callable[[Context], None]] = {
     "excerpt": check_excerpt,
     "config": check_config,
     "approvers": check_approvers,
+    "mcp client config": check_mcp_client_config,
+    "litellm config": check_litellm_config,
     "scenario": check_scenario,
     "commands": check_commands,
     "python": check_python,
