@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,ner]'
+# xds-protos (Envoy's messages) ships an older copy of opentelemetry-proto's modules, and
+# whichever installs last wins: put the OTLP exporter's own back (engine/telemetry/tracing.py)
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+		"opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	if command -v npm >/dev/null && test -f tests/node/package-lock.json; then \
 		npm ci --silent --prefix tests/node; fi
 	if command -v npm >/dev/null && test -f tests/mcp_proxy/node/package-lock.json; then \

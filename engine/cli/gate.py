@@ -35,7 +35,6 @@ from dsl.compiler import compile_file
 from dsl.diagnostics import CompileError
 from dsl.ir import Graph
 from dsl.types import Outcome
-from engine.cli.bench.workload import find_scenario
 from engine.cli.policytest import _EXPECTATION_KEYS, TEST_SETTINGS, TEST_SUFFIX
 from engine.cli.score import parse_label, rows
 from engine.runtime.evaluator import Evaluator
@@ -172,6 +171,8 @@ def performance(graph: Graph, path: str, args: argparse.Namespace) -> Check:
 def measured(graph: Graph, path: Path, work: Path, args: argparse.Namespace) -> Path:
     """Run `palisade bench` on the ruleset file ``path`` alone (as NAME.pal, beside the libraries it
     imports) with its scenario; the path of its JSON report."""
+    from engine.cli.bench.workload import find_scenario  # noqa: PLC0415 (grpc only when benching)
+
     scenario = find_scenario(path.with_name(f"{graph.name}.pal"))
     if scenario is None:
         raise GateError(f"{path}: no scenario to bench ({graph.name}.scenario.toml beside it)")
