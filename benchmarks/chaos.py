@@ -24,7 +24,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.audit import AuditPaths
+from engine.audit import AuditLog, AuditPaths
+from engine.audit.journal import read_segment
 from engine.audit.store import Store
 from engine.client.guard_client import GuardClient, GuardError
 
@@ -125,10 +126,13 @@ def a_worker(pid: int) -> int:
 
 
 def missing(data_dir: Path, ids: list[str]) -> int:
-    """How many of ``ids`` the audit log in ``data_dir`` has no record of."""
-    store = Store.open_reader(AuditPaths.of(data_dir).database)
+    """How many of ``ids`` the audit log in ``data_dir`` has no record of, in its store or in a
+    journal (`journal` durability: the next start with room on the disk stores those)."""
+    paths = AuditPaths.of(data_dir)
+    journaled = {e.decision_id for p in paths.journal.glob("*.jnl") for e in read_segment(p, p.read_bytes())}
+    store = Store.open_reader(paths.database)
     try:
-        return sum(store.find(decision_id) is None for decision_id in ids)
+        return sum(i not in journaled and store.find(i) is None for i in ids)
     finally:
         store.close()
 
@@ -147,6 +151,7 @@ def kill_round(workers: int, victim: str, seconds: float) -> Row:
                 os.killpg(proc.pid, signal.SIGKILL)
             time.sleep(0.5)
         ids = [decision_id for decision_id, _ in answers.given]
+        AuditLog.open(data_dir).close()  # as the next start finds it: what the journals held, stored
         lost = missing(data_dir, ids)
     return Row(f"SIGKILL {victim}, {workers} worker(s)", len(ids), answers.allowed, answers.refused, lost)
 

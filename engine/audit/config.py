@@ -27,7 +27,7 @@ class AuditConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # sync: append returns once the record is fsynced
-    durability: Literal["sync", "async", "journal"] = "sync"
+    durability: Literal["sync", "async", "journal"] = "journal"
     # journal: append returns once the record is in the journal file (one write(), no fsync), which
     # survives the process; the background writer commits it with async_flush_ms and fsyncs
     # async: queued records are committed this long after the first of them (0: at once), so that

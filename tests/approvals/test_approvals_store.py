@@ -21,7 +21,7 @@ from engine.approvals import (
     State,
     binding_digest,
 )
-from engine.audit import AuditLog, AuditPaths
+from engine.audit import AuditConfig, AuditLog, AuditPaths
 from engine.audit.keys import HMAC_KEY_BYTES, Digester, load_verifier
 from engine.audit.store import Store, file_lock
 from engine.audit.verify import verify_log
@@ -42,7 +42,7 @@ def _candidate(deadline_in_us: int = 30 * MINUTE_US, request: Request = REQUEST)
 
 @pytest.fixture()
 def approvals(tmp_path: Path) -> Iterator[Approvals]:
-    audit = AuditLog.open(tmp_path)
+    audit = AuditLog.open(tmp_path, AuditConfig(durability="sync"))
     store = ApprovalStore.open(tmp_path)
     yield Approvals(store, audit)
     store.close()
@@ -143,7 +143,7 @@ def test_writes_wait_for_the_lock_file_that_other_processes_hold(
 def test_answered_approvals_are_deleted_once_their_deadline_is_older_than_the_keep_time(
     tmp_path: Path,
 ) -> None:
-    audit = AuditLog.open(tmp_path)
+    audit = AuditLog.open(tmp_path, AuditConfig(durability="sync"))
     store = ApprovalStore.open(tmp_path)
     keeping = Approvals(store, audit, keep_s=60.0)
     try:

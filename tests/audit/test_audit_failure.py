@@ -56,7 +56,9 @@ def _seqs(data_dir: Path) -> list[int]:
 
 def test_refused_writes_fail_closed_report_unhealthy_and_recover(tmp_path: Path) -> None:
     changes: list[bool] = []
-    log = AuditLog.open(tmp_path, AuditConfig(retry_every_seconds=RETRY), on_health=changes.append)
+    log = AuditLog.open(
+        tmp_path, AuditConfig(durability="sync", retry_every_seconds=RETRY), on_health=changes.append
+    )
     fill(log, 3)
     with writes_refused():
         with pytest.raises(AuditUnavailable, match="could not be written"):
@@ -91,7 +93,7 @@ def test_async_records_accepted_before_a_failure_are_written_after_recovery(tmp_
 
 
 def test_a_full_disk_fails_closed_and_recovers_when_space_returns(tiny_fs: Path) -> None:
-    log = AuditLog.open(tiny_fs / "data", AuditConfig(retry_every_seconds=RETRY))
+    log = AuditLog.open(tiny_fs / "data", AuditConfig(durability="sync", retry_every_seconds=RETRY))
     fill(log, 3)
     _fill_disk(tiny_fs / "filler")
     written = 0  # a record may still fit in space the files already hold; the disk fills up soon after
@@ -139,7 +141,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A full disk under load: not a line per refused decision or per failed retry, but two, with counts."""
-    log = AuditLog.open(tmp_path, AuditConfig(retry_every_seconds=RETRY))
+    log = AuditLog.open(tmp_path, AuditConfig(durability="sync", retry_every_seconds=RETRY))
     fill(log, 1)
     with writes_refused():
         for _ in range(50):
@@ -156,7 +158,9 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
 def test_a_nearly_full_disk_does_not_flap(tiny_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Room for a small write but not for a record: the writer must not report itself writable."""
     changes: list[bool] = []
-    log = AuditLog.open(tiny_fs / "data", AuditConfig(retry_every_seconds=RETRY), on_health=changes.append)
+    log = AuditLog.open(
+        tiny_fs / "data", AuditConfig(durability="sync", retry_every_seconds=RETRY), on_health=changes.append
+    )
     fill(log, 3)
     with database(tiny_fs / "data") as worker:  # another worker's connection: the WAL stays as it is
         worker.execute("SELECT size FROM head").fetchone()

@@ -27,7 +27,7 @@ def test_a_stalled_commit_is_unhealthy_until_it_finishes(tmp_path: Path) -> None
             health.append(ok)
             changed.notify_all()
 
-    log = AuditLog.open(tmp_path, AuditConfig(stall_seconds=0.4), on_health=hear)
+    log = AuditLog.open(tmp_path, AuditConfig(durability="sync", stall_seconds=0.4), on_health=hear)
     decision, req = decide(request())
     log.append(decision, req, new_id())  # the database exists, healthy
     lock = os.open(lock_path(AuditPaths.of(tmp_path).database), os.O_RDWR)

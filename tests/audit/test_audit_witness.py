@@ -273,4 +273,4 @@ def test_checkpoint_before_the_first_one_is_signed(
 
 def test_a_witness_command_that_does_not_split_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"witness_command\n.*No closing quotation"):
-        AuditConfig(witness_command="sh -c 'unbalanced")
+        AuditConfig(durability="sync", witness_command="sh -c 'unbalanced")

@@ -10,6 +10,7 @@ from envoy_helpers import HOLD_CHARS
 from openai import OpenAI
 
 from benchmarks.envoy_bench import Ports, Script, Upstream, running_envoy, running_palisade
+from engine.audit import AuditConfig
 from engine.config import ServeConfig
 from engine.envoy.config import EnvoyConfig
 from engine.envoy.server import EnvoyServer
@@ -27,7 +28,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def palisade(data_dir: Path) -> Iterator[tuple[Guard, EnvoyServer]]:
-    serve = ServeConfig(rulesets=str(RULESETS), data_dir=str(data_dir))
+    serve = ServeConfig(rulesets=str(RULESETS), data_dir=str(data_dir), audit=AuditConfig(durability="sync"))
     envoy = EnvoyConfig(
         enabled=True,
         listen="127.0.0.1:0",

@@ -53,7 +53,8 @@ def decide(req: Request) -> tuple[Decision, Request]:
 
 
 def open_log(data_dir: Path, **settings: Any) -> AuditLog:
-    return AuditLog.open(data_dir, AuditConfig.model_validate(settings))
+    """The audit log in ``data_dir`` with ``settings``; `sync` unless they say otherwise."""
+    return AuditLog.open(data_dir, AuditConfig.model_validate({"durability": "sync"} | settings))
 
 
 def fill(log: AuditLog, count: int, text: str = SECRET_TEXT) -> list[str]:

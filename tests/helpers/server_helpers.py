@@ -31,15 +31,17 @@ STARTUP_TIMEOUT_S = 60.0
 
 
 def config(**overrides: Any) -> ServeConfig:
-    """A test server's config: the test rulesets, any free loopback port, small limits, and a data
-    directory of its own (the audit log lives there)."""
+    """A test server's config: the test rulesets, any free loopback port, small limits, a data
+    directory of its own (the audit log lives there), and `sync` audit unless the test sets another
+    durability (the tests read the log's store as soon as a Check is answered)."""
     base: dict[str, Any] = {
         "rulesets": str(RULESETS),
         "listen": "127.0.0.1:0",
         "limits": LIMITS,
         "data_dir": tempfile.mkdtemp(prefix="palisade-test-"),
     }
-    return ServeConfig.model_validate(base | overrides)
+    audit = {"durability": "sync"} | dict(overrides.pop("audit", {}))
+    return ServeConfig.model_validate(base | overrides | {"audit": audit})
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from server_helpers import RULESETS, config, log_verifies, running, serve_process
 
 from dsl.types import Outcome
-from engine.audit import AuditConfig, AuditPaths
+from engine.audit import AuditConfig, AuditLog, AuditPaths
 from engine.audit.store import Store
 from engine.client.guard_client import GuardClient, GuardError
 from engine.protocol.wire import GUARD_SERVICE
@@ -79,6 +79,7 @@ def test_a_killed_server_keeps_every_decision_it_answered(tmp_path: Path) -> Non
         stop.set()
         for caller in callers:
             caller.join()
+    AuditLog.open(tmp_path).close()  # what the next start does first: store what the journal holds
     assert set(answered) <= set(_recorded(tmp_path))
     assert log_verifies(tmp_path)
 
@@ -89,7 +90,7 @@ def _health(channel: grpc.Channel) -> int:
 
 
 def test_an_unwritable_log_fails_closed_reports_not_serving_and_recovers(tmp_path: Path) -> None:
-    cfg = config(data_dir=str(tmp_path), audit=AuditConfig(retry_every_seconds=0.05))
+    cfg = config(data_dir=str(tmp_path), audit=AuditConfig(durability="sync", retry_every_seconds=0.05))
     with running(cfg) as server:
         target = f"127.0.0.1:{server.port}"
         with GuardClient(target) as client, grpc.insecure_channel(target) as channel:

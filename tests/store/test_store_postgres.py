@@ -48,7 +48,7 @@ def test_migrate_creates_the_schema_once_and_servers_refuse_other_versions(
 ) -> None:
     url = fresh_database(server, migrated=False)
     with pytest.raises(AuditUnavailable, match=r"schema version 0.*palisade store migrate"):
-        AuditLog.open(tmp_path, store_url=url)
+        AuditLog.open(tmp_path, AuditConfig(durability="sync"), store_url=url)
     first = palisade("store", "migrate", "--url", url)
     assert first.returncode == 0, first.stderr
     assert f"from version 0 to {SCHEMA_VERSION}" in first.stdout
@@ -56,7 +56,7 @@ def test_migrate_creates_the_schema_once_and_servers_refuse_other_versions(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO palisade_schema (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
     with pytest.raises(AuditUnavailable, match="newer than this Palisade knows"):
-        AuditLog.open(tmp_path, store_url=url)
+        AuditLog.open(tmp_path, AuditConfig(durability="sync"), store_url=url)
     refused = palisade("store", "migrate", "--url", url)
     assert refused.returncode == 2 and "newer than this Palisade knows" in refused.stderr
 
@@ -84,7 +84,9 @@ def test_two_logs_on_one_database_make_one_chain_that_verifies(
 
 
 def test_tampering_in_the_database_is_caught(url: str, tmp_path: Path) -> None:
-    with AuditLog.open(tmp_path, AuditConfig(checkpoint_every_records=10), store_url=url) as log:
+    with AuditLog.open(
+        tmp_path, AuditConfig(durability="sync", checkpoint_every_records=10), store_url=url
+    ) as log:
         fill(log, 25)
     with psycopg.connect(url, autocommit=True) as conn:
         edit = 'replace(body, \'"outcome":"block"\', \'"outcome":"allow"\')'
@@ -152,7 +154,9 @@ def race(calls: list[Callable[[], CheckResult]]) -> list[CheckResult]:
 
 
 def test_prune_and_query_work_on_the_shared_store(url: str, tmp_path: Path) -> None:
-    with AuditLog.open(tmp_path, AuditConfig(checkpoint_every_records=10), store_url=url) as log:
+    with AuditLog.open(
+        tmp_path, AuditConfig(durability="sync", checkpoint_every_records=10), store_url=url
+    ) as log:
         fill(log, 25)
     pruned = palisade("audit", "prune", "--store", url, "--max-records", "10")
     assert pruned.returncode == 0, pruned.stderr
