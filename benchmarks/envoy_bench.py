@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2, help="alternate off/on this many times")
-    parser.add_argument("--durability", choices=["sync", "async"], default="sync", help="the [audit] setting")
+    parser.add_argument("--durability", choices=["journal", "sync", "async"], default="journal")
     args = parser.parse_args(argv)
     context = multiprocessing.get_context("spawn")
     stop, ready, port_out = context.Event(), context.Event(), context.Queue()
