@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -310,7 +310,7 @@ class Sample:
     lag_ms: list[float] = field(default_factory=list)
 
 
-def _call(port: int, body: bytes, stream: bool, conn: http.client.HTTPConnection) -> float:
+def _call(body: bytes, stream: bool, conn: http.client.HTTPConnection) -> float:
     """One POST; returns the milliseconds to the first token (a stream) or to the whole answer."""
     started = time.perf_counter()
     conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
@@ -328,12 +328,15 @@ def _call(port: int, body: bytes, stream: bool, conn: http.client.HTTPConnection
     return first
 
 
-def open_loop(port: int, rate: float, seconds: float, stream: bool, senders: int = 16) -> Sample:
-    """Arrivals at ``rate``/s on a fixed schedule; latency counted from each scheduled time."""
+Request = Callable[[http.client.HTTPConnection, int], float]  # the i-th request: ms from its sending
+
+
+def open_loop(port: int, request: Request, rate: float, seconds: float, senders: int = 16) -> Sample:
+    """``request`` at ``rate``/s on a fixed schedule from ``senders`` threads, each over a keep-alive
+    connection; latency counted from each scheduled time (the send lag plus what ``request`` took)."""
     sample, lock = Sample(), threading.Lock()
     count = int(rate * seconds)
     start = time.perf_counter() + 0.2
-    bodies = [json.dumps({"model": "m", "stream": stream} | r).encode() for r in REQUESTS]
 
     def sender(k: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -342,8 +345,8 @@ def open_loop(port: int, rate: float, seconds: float, stream: bool, senders: int
             time.sleep(max(0.0, due - time.perf_counter()))
             lag = (time.perf_counter() - due) * 1000
             try:
-                took = _call(port, bodies[i % len(bodies)], stream, conn)
-            except Exception:
+                took = request(conn, i)
+            except (OSError, RuntimeError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                 with lock:
@@ -368,7 +371,7 @@ def sequential(port: int, count: int, stream: bool) -> Sample:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     bodies = [json.dumps({"model": "m", "stream": stream} | r).encode() for r in REQUESTS]
     for i in range(count):
-        sample.latency_ms.append(_call(port, bodies[i % len(bodies)], stream, conn))
+        sample.latency_ms.append(_call(bodies[i % len(bodies)], stream, conn))
         sample.lag_ms.append(0.0)
     conn.close()
     return sample
@@ -441,11 +444,14 @@ def _scenario(ports: Ports, name: str, args: argparse.Namespace) -> dict[str, An
     """The scenario through the listener without the filter and the one with it, in alternating
     rounds (so that drift on a shared machine hits both), after a warm-up of each."""
     stream = name.endswith("stream")
+    bodies = [json.dumps({"model": "m", "stream": stream} | r).encode() for r in REQUESTS]
 
     def measure(port: int, seconds: float) -> Sample:
         if name.startswith("single"):
             return sequential(port, int(seconds * 100), stream)
-        return open_loop(port, args.rate, seconds, stream)
+        return open_loop(
+            port, lambda conn, i: _call(bodies[i % len(bodies)], stream, conn), args.rate, seconds
+        )
 
     off, on = Sample(), Sample()
     for port in (ports.listeners["direct"], ports.listeners["guarded"]):

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from benchmarks.envoy_bench import Sample, _report
+from benchmarks.envoy_bench import Sample, _report, open_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 RULESETS = ROOT / "benchmarks" / "grpc_rulesets"
@@ -152,57 +152,26 @@ def serving(durability: str, folder: Path) -> Iterator[int]:
         process.wait(timeout=30)
 
 
-def open_loop(
-    port: int, request: Callable[[http.client.HTTPConnection, int], None], rate: float, seconds: float
-) -> Sample:
-    """Arrivals at ``rate``/s on a fixed schedule, from 16 senders; latency from each scheduled time."""
-    sample, lock, senders = Sample(), threading.Lock(), 16
-    count, start = int(rate * seconds), time.perf_counter() + 0.2
-
-    def sender(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        for i in range(k, count, senders):
-            due = start + i / rate
-            time.sleep(max(0.0, due - time.perf_counter()))
-            lag = (time.perf_counter() - due) * 1000
-            try:
-                request(conn, i)
-            except (OSError, RuntimeError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                with lock:
-                    sample.errors += 1
-                continue
-            took = (time.perf_counter() - due) * 1000
-            with lock:
-                sample.latency_ms.append(took)
-                sample.lag_ms.append(lag)
-        conn.close()
-
-    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sample
-
-
-def _guardrail(conn: http.client.HTTPConnection, i: int) -> None:
+def _guardrail(conn: http.client.HTTPConnection, i: int) -> float:
     body = json.dumps(CALLS[i % len(CALLS)] | {"request_data": {"user_api_key_user_id": "bench"}})
+    started = time.perf_counter()
     conn.request("POST", GUARDRAIL_PATH, body, {"content-type": "application/json"})
-    _read(conn)
+    return _read(conn, started)
 
 
-def _health(conn: http.client.HTTPConnection, i: int) -> None:
+def _health(conn: http.client.HTTPConnection, i: int) -> float:
+    started = time.perf_counter()
     conn.request("GET", "/health")
-    _read(conn)
+    return _read(conn, started)
 
 
-def _read(conn: http.client.HTTPConnection) -> None:
+def _read(conn: http.client.HTTPConnection, started: float) -> float:
+    """The answer read whole; the milliseconds since ``started``."""
     answer = conn.getresponse()
     answer.read()
     if answer.status != 200:
         raise RuntimeError(f"status {answer.status}")
+    return (time.perf_counter() - started) * 1000
 
 
 def guardrail_api(durability: str, rate: float, seconds: float, rounds: int, folder: Path) -> dict[str, Any]:
