@@ -12,7 +12,6 @@ from engine.envoy.openai import Path, Slot, ToolUse, error_body, split_redacted
 from engine.guard import Checked, Guard
 from engine.protocol.request_codec import request_from_proto, request_to_proto
 from engine.runtime.decision import FALLBACK_PRIORITY
-from engine.runtime.evaluator import DEFAULT_RULE
 from engine.runtime.observer import observer
 from engine.runtime.request import Message, Principal, Request, ToolCall
 
@@ -151,7 +150,7 @@ def refusal(checked: Checked, approval_header: str) -> Answer:
     """The OpenAI-style error for a BLOCK, an ESCALATE (with the approval id to resume with) or a
     fallback model that a completion cannot take (the client asks again with that model)."""
     decision = checked.decision
-    rule, reason = _deciding_rule(checked)
+    rule, reason = checked.cited
     named = {"rule": rule, "ruleset": decision.ruleset, "decision_id": checked.decision_id}
     headers = {"x-palisade-decision-id": checked.decision_id}
     if decision.outcome is Outcome.ESCALATE:
@@ -174,11 +173,3 @@ def refusal(checked: Checked, approval_header: str) -> Answer:
         f"Palisade blocked this: {reason} (rule {rule})" if reason else f"Palisade blocked this (rule {rule})"
     )
     return Answer(403, error_body(message, "policy_violation", "blocked", **named), headers)
-
-
-def _deciding_rule(checked: Checked) -> tuple[str, str]:
-    decision = checked.decision
-    if decision.default_applied:
-        return DEFAULT_RULE, checked.default.reason
-    first = decision.deciding[0] if decision.deciding else None
-    return (first.rule, first.reason) if first is not None else (DEFAULT_RULE, "")
