@@ -41,6 +41,10 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 RELOAD_SIGNAL = signal.SIGHUP
 SIGNALS = STOP_SIGNALS | {RELOAD_SIGNAL}  # what a server process handles (blocked while a worker starts)
 _PARENT_POLL_S = 0.5
+# Python runs signal handlers in the main thread only, when it next runs bytecode. A signal that the
+# kernel hands to another thread (a gRPC poller, say) leaves a main thread blocked in an untimed wait
+# asleep, and the SIGHUP (or SIGTERM) is never handled: so the main thread wakes this often.
+_SIGNAL_WAKE_S = 0.2
 # Health and reflection run on a pool of their own, outside the request pool (engine/server/admission.py);
 # each health Watch stream holds one of its threads while it lasts.
 SERVICE_THREADS = 8
@@ -329,7 +333,8 @@ def _serve(
         log.warning("approvals: no approvers_file, so any caller can answer an approval under any name")
     if ready is not None:
         ready(listen)
-    stopping.wait()
+    while not stopping.wait(_SIGNAL_WAKE_S):  # see _SIGNAL_WAKE_S
+        pass
     server.stop(config.shutdown_grace_s)
     for signum in SIGNALS:  # a late second signal (Ctrl-C reaches workers too) must not cut the exit
         signal.signal(signum, signal.SIG_IGN)

@@ -89,9 +89,13 @@ class ServeProcess:
     def wait(self, timeout: float = STARTUP_TIMEOUT_S) -> int:
         return self.proc.wait(timeout=timeout)
 
+    def log(self) -> str:
+        """What it has written to stderr so far."""
+        return "".join(self.stderr)
+
     def output(self) -> str:
         self.wait()
-        return "".join(self.stderr)
+        return self.log()
 
     def close(self) -> None:
         """Stop it if still running: SIGTERM (so that workers stop too), SIGKILL if that hangs."""
@@ -135,10 +139,12 @@ def is_worker(pid: int) -> bool:
         return False
 
 
-def wait_for(condition: Callable[[], bool], attempts: int = 300) -> None:
-    """Poll ``condition`` (bounded); fail if it never holds."""
+def wait_for(
+    condition: Callable[[], bool], attempts: int = 300, context: Callable[[], str] = lambda: ""
+) -> None:
+    """Poll ``condition`` (bounded); fail if it never holds, with ``context()`` (a server's log, say)."""
     for _ in range(attempts):
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError("condition not reached")
+    raise AssertionError("condition not reached\n" + context())

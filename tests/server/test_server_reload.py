@@ -55,7 +55,7 @@ def served(target: str, text: str) -> tuple[str, Outcome]:
 
 
 def reloads(server: ServeProcess) -> int:
-    return "".join(server.stderr).count("reloaded 1 ruleset(s): reload_test")
+    return server.log().count("reloaded 1 ruleset(s): reload_test")
 
 
 def test_sighup_serves_the_new_version_and_a_broken_one_changes_nothing(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_calls_during_reloads_all_get_an_answer(tmp_path: Path) -> None:
                 for number in range(2, 7):
                     write_ruleset(rulesets, f"{number}.0.0", "pear")
                     server.signal(signal.SIGHUP)
-                    wait_for(lambda n=number: reloads(server) == n - 1)
+                    wait_for(lambda n=number: reloads(server) == n - 1, context=server.log)
             finally:  # a failed wait must not leave the callers running (the pool would wait forever)
                 stop.set()
             for caller in callers:
