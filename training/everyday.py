@@ -9,6 +9,7 @@ import html.parser
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -175,7 +176,7 @@ def man_pages() -> Iterator[Unit]:
 
 def api_docs() -> Iterator[Unit]:
     """`pydoc` output of packages' modules: API documentation as a developer reads it."""
-    env = {"PATH": os.path.dirname(os.path.realpath(os.sys.executable)), "LANG": "C.UTF-8", "PAGER": "cat"}
+    env = {"PATH": os.path.dirname(os.path.realpath(sys.executable)), "LANG": "C.UTF-8", "PAGER": "cat"}
     python = os.path.join(os.path.dirname(SITE_PACKAGES[0]), "..", "..", "bin", "python")
     modules = [
         "json",

@@ -128,6 +128,33 @@ REVIEW_TEXT = [
     "The app keeps asking me to log in again. The hardware is fine, the software needs work.",
     "Exactly what I needed for my home office. Follow the manual carefully when mounting the arm.",
 ]
+# Families that only training sees (the held-out side has reviews and inbox JSON of its own).
+FORUM = [
+    "Re: {problem}\nPosted by {first} on {date}\n\nSame here since the last update. {problem_detail} "
+    "Rolling back to the previous version fixed it for me; not ideal but it works until they patch it.",
+    "[Solved] {problem}\n\n{first} wrote:\n> {problem_detail}\n\nTurns out the config file had a tab "
+    "instead of spaces. Check line 12 of settings.yaml. Marking as solved, thanks everyone!",
+    "{title} - anyone tried it?\nI'm thinking of moving our team off spreadsheets. We are {n} people, "
+    "mostly remote. Please share what you liked and what annoyed you after a few months.",
+    "Question about the {thing}\nHi all, first post. Do I need admin rights to change the {service} "
+    "settings, or can a regular member do it? The docs say both in different places.",
+]
+SMS = [
+    "{first}: running 10 min late, start without me\n{first2}: ok, we'll save you a seat\n{first}: thx",
+    "Your {company} verification code is {n}{n}. It expires in 10 minutes. Don't share it with anyone.",
+    "{first}: can you pick up milk on the way home?\n{first2}: sure, anything else?\n{first}: bread pls",
+    "Reminder: your appointment with {name} is on {date} at {time}. Reply C to confirm or R to reschedule.",
+    "{first}: flight lands at {time}\n{first2}: I'll be at arrivals, gate B\n{first}: see you then",
+]
+NOTES = [
+    "Meeting notes - {thing} sync, {date}\nAttendees: {first}, {first2}, {first3}\n\nDecisions:\n"
+    "- ship the {service} change behind a flag\n- {first2} owns the rollout plan\n\nAction items:\n"
+    "- {first}: update the dashboard by {day}\n- {first3}: send the summary to stakeholders",
+    "Standup {date}\n{first}: finished the {service} migration, starting on alerts\n{first2}: blocked on "
+    "access to the {thing}; asked IT\n{first3}: out tomorrow",
+    "1:1 notes ({first} / {first2})\n- feedback on the {thing}: good structure, needs numbers\n- career: "
+    "wants to lead the next project\n- follow up: book training budget before {month}",
+]
 PROMPTS = [
     "Fix the bug in this function:\n\n{code}",
     "Why does this fail?\n\n```\n{log}\n```",
@@ -233,6 +260,10 @@ def message_families(heldout: bool) -> dict[str, Callable[[Filler], str]]:
         families["inbox-json"] = lambda f: _as_json(f, lambda: email(f, body), "email")
     else:
         families["ticket-json"] = lambda f: _as_json(f, lambda: f.fill(f.pick(tickets)), "ticket")
+        families["forum"] = lambda f: f.fill(f.pick(FORUM))
+        families["sms"] = lambda f: f.fill(f.pick(SMS))
+        families["notes"] = lambda f: f.fill(f.pick(NOTES))
+        families["chat-json"] = lambda f: _as_json(f, lambda: f.fill(f.pick(chats)), "message")
     return families
 
 

@@ -43,10 +43,12 @@ LABELS = ("BENIGN", "PROMPT_INJECTION")
 MAX_LENGTH = 128
 # training windows of everyday traffic by kind (training/traffic.py), and the sizes of its sets
 WINDOWS = {"code": 4000, "command": 2500, "document": 2500, "web": 1500, "message": 1500, "prompt": 1500,
-           "attack": 7000, "lookalike": 2500}  # fmt: skip
+           "attack": 7000, "lookalike": 2500, "composed": 3500, "composed-lookalike": 2500}  # fmt: skip
 VAL_SIZE, TEST_SIZE = 150, 400
 VAL_WINDOWS = {"code": 600, "command": 300, "document": 400, "web": 300, "message": 300, "prompt": 300,
-               "attack": 1400, "lookalike": 500}  # fmt: skip
+               "attack": 1400, "lookalike": 500, "composed": 700, "composed-lookalike": 500}  # fmt: skip
+# The training rows a resumed run (--resume) takes whole; it adds a replay sample of the others.
+FRESH = {"planted-composed", "planted-composed-lookalike", "everyday-message"}
 AXES = {0: "batch", 1: "tokens"}
 
 
@@ -61,6 +63,8 @@ class Config:
     head_lr: float = 1e-3
     warmup: float = 0.06
     threads: int = 2
+    resume: str | None = None  # the weights (a state dict) to go on training from
+    rows: int = 0  # with resume: how many training rows, the FRESH ones and a replay sample of the rest
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -259,6 +263,13 @@ def batches(
         yield x, m, torch.tensor([labels[i] for i in group])
 
 
+def resumed(rows: list[Example], total: int) -> list[Example]:
+    """The rows a resumed run trains on: every FRESH row, and a random sample of the rest up to ``total``."""
+    fresh = [r for r in rows if r[2] in FRESH]
+    rest = [r for r in rows if r[2] not in FRESH]
+    return fresh + random.Random(SEED).sample(rest, min(len(rest), max(0, total - len(fresh))))
+
+
 def train(model: Classifier, rows: list[Example], cfg: Config) -> None:
     rng = random.Random(SEED)
     tok = training_tokenizer()
@@ -447,7 +458,15 @@ def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str,
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "recall": recall, "fpr": fpr}
 
 
-GRID = [*np.round(np.arange(0.05, 0.99, 0.005), 3), *np.round(np.arange(0.99, 0.9995, 0.001), 3)]
+# up to 0.9999: a fine-tuned network's scores crowd near 1, where a coarser top would leave no room
+# between escalate and block
+GRID = [
+    *np.round(np.arange(0.05, 0.99, 0.005), 3),
+    *np.round(np.arange(0.99, 0.9995, 0.001), 3),
+    0.9995,
+    0.9998,
+    0.9999,
+]
 Thresholds = dict[str, dict[str, float]]  # kind of text -> {"escalate": t, "block": t}
 
 
@@ -589,6 +608,9 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/palisade-training", help="collected text and work files")
     parser.add_argument("--epochs", type=int, default=Config.epochs)
     parser.add_argument("--threads", type=int, default=Config.threads)
+    parser.add_argument("--resume", help="go on training from these weights (a state dict: CACHE/model.pt)")
+    parser.add_argument("--rows", type=int, default=24000, help="with --resume: the training rows to use")
+    parser.add_argument("--lr", type=float, default=Config.lr)
     only = parser.add_mutually_exclusive_group()
     only.add_argument(
         "--evaluate-only",
@@ -612,10 +634,8 @@ def main() -> None:
     args = parser.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     if args.evaluate_only:
-        at = (
-            dict(zip(("escalate", "block"), map(float, args.at.split(",")), strict=True)) if args.at else None
-        )
-        reevaluate(args.out, args.cache, at)
+        pair = dict(zip(("escalate", "block"), map(float, (args.at or "0,0").split(",")), strict=True))
+        reevaluate(args.out, args.cache, {"prompt": pair, "document": pair} if args.at else None)
         return
     if args.write_traffic:
         write_traffic(args.cache)
@@ -624,7 +644,10 @@ def main() -> None:
         print(fit_prefilter(args.out, build(args.cache), args.cache), flush=True)
         reevaluate(args.out, args.cache)
         return
-    cfg = Config(out=args.out, cache=args.cache, epochs=args.epochs, threads=args.threads)
+    cfg = Config(
+        out=args.out, cache=args.cache, epochs=args.epochs, threads=args.threads, lr=args.lr,
+        head_lr=10 * args.lr, resume=args.resume, rows=args.rows if args.resume else 0,
+    )  # fmt: skip
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
@@ -633,14 +656,20 @@ def main() -> None:
     sets = build(cfg.cache)
     print({name: len(rows) for name, rows in sets.items()}, flush=True)
     model = make_model(cfg.layers)
-    train(model, sets["train"], cfg)
+    rows = sets["train"]
+    if cfg.resume:
+        model.load_state_dict(torch.load(cfg.resume, map_location="cpu"))
+        rows = resumed(rows, cfg.rows)
+    train(model, rows, cfg)
+    torch.save(model.state_dict(), os.path.join(cfg.cache, "model.pt"))
     write_folder(cfg.out)
     exported = export(model, cfg.out, cfg.cache)
     prefilter = fit_prefilter(cfg.out, sets, cfg.cache)
     report = {"export": exported, "prefilter": prefilter, **evaluate(cfg.out, sets)}
     report["sha256"] = sha256(os.path.join(cfg.out, "model.onnx"))
     pin_in_catalogue(cfg.out, "sha256", report["sha256"])
-    report["train_size"] = len(sets["train"])
+    report["train_size"] = len(rows)
+    report["resumed_from"] = sha256(cfg.resume) if cfg.resume else None
     report["seconds"] = round(time.time() - started)
     write_json(os.path.join(cfg.out, "metrics.json"), report)
     print(json.dumps(report, indent=2))
