@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
+from typing import TypeAlias
 
 from dsl.ir import Graph
 from dsl.types import Stage
 from engine.runtime.decision import Decision
 
 _NO_CONTEXT: AbstractContextManager[None] = nullcontext()
+# A span's attributes: ids, names, states and counts, never a request's text or a person's name.
+Attributes: TypeAlias = dict[str, str | int | bool]
 
 
 class Observer:
@@ -37,6 +40,14 @@ class Observer:
         """A context in which the Checks made are children of the W3C ``traceparent`` in ``headers``
         (gRPC metadata or HTTP headers, names in lower case); does nothing unless tracing is on."""
         return _NO_CONTEXT
+
+    def span(
+        self, name: str, attributes: Attributes, *, decision_id: str = ""
+    ) -> AbstractContextManager[Attributes]:
+        """A span ``name`` around the block, in the current trace (``traced``), or inside the Check
+        ``decision_id`` when the block runs as part of that Check; the block may add attributes (its
+        result) to the dict it is given. Does nothing unless tracing is on."""
+        return nullcontext(attributes)
 
     def loaded(self, graphs: Iterable[Graph]) -> None:
         """The rulesets served now (at start and after each reload), which replace those before."""

@@ -64,9 +64,12 @@ def _handler(
             observer().answered(method.name, _code(context))
 
     def streamed(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
-        request = _parse(request_type, raw, context)
-        with admission.streaming(context):
-            yield from behaviour(request, context)
+        try:
+            request = _parse(request_type, raw, context)
+            with admission.streaming(context):
+                yield from behaviour(request, context)
+        finally:
+            observer().answered(method.name, _code(context))
 
     if method.server_streaming:
         on_pool = _OnPool(streamed, admission.pool)
@@ -83,6 +86,8 @@ def _parse(kind: type[Message], raw: bytes, context: grpc.ServicerContext) -> Me
 
 
 def _code(context: grpc.ServicerContext) -> str:
-    """The status a call ended with: the one it aborted with, else OK."""
+    """The status a call ended with: the one it aborted with, CANCELLED if the caller went away, else OK."""
     code = context.code()  # type: ignore[attr-defined]  # grpcio has it; its stubs do not
-    return code.name if isinstance(code, grpc.StatusCode) else "OK"
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return "OK" if context.is_active() else "CANCELLED"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from bisect import bisect_left
@@ -18,8 +19,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from dsl.ir import Graph
 from dsl.types import Stage
 from engine.approvals.store import ApprovalStore, ApprovalUnavailable
+from engine.config import ServeConfig
+from engine.guard import open_approval_store
 from engine.runtime.decision import Decision
 
+log = logging.getLogger("palisade.telemetry")
 # 0.1 ms to 1 s: a regex-only Check takes a fraction of a millisecond, a classifier's tens of them
 CHECK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -282,31 +286,41 @@ class Metrics:
 
 
 class PendingApprovals:
-    """A collector of the approvals pending now, by queue, read from the data directory's store when
-    scraped (they are the store's, shared by every worker, not any one process's count)."""
+    """A collector of the approvals pending now, by queue, read when scraped from the approval store
+    that ``config``'s workers share (the data directory's, or PostgreSQL's with ``[store] url``):
+    they are the store's, not any one process's count. The store is opened at the first scrape."""
 
-    def __init__(self, data_dir: str) -> None:
-        self.data_dir = data_dir
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self._store: ApprovalStore | None = None
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("palisade_approvals_pending", "Approvals pending now", labels=["queue"])
-        try:
-            store = ApprovalStore.open(self.data_dir)
-        except ApprovalUnavailable:  # no store yet, or unreadable: say nothing rather than zero
+        try:  # no store yet, or unreadable: say nothing rather than zero
+            with self._lock:
+                if self._store is None:
+                    self._store = open_approval_store(self.config)
+                pending = self._store.pending_by_queue(int(time.time() * 1e6))
+        except ApprovalUnavailable as exc:
+            log.warning("metrics: approvals pending not read: %s", exc)
             return
-        try:
-            for queue, count in store.pending_by_queue(int(time.time() * 1e6)).items():
-                family.add_metric([queue], count)
-        finally:
-            store.close()
+        for queue, count in pending.items():
+            family.add_metric([queue], count)
         yield family
 
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
-def exposition_registry(directory: Path, data_dir: str) -> CollectorRegistry:
+
+def exposition_registry(directory: Path, pending: PendingApprovals) -> CollectorRegistry:
     """What /metrics serves: every worker's metrics from ``directory``, and the pending approvals."""
     registry = CollectorRegistry(auto_describe=False)
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    registry.register(PendingApprovals(data_dir))
+    registry.register(pending)
     return registry
 
 
