@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,6 +22,7 @@ from telemetry_helpers import RULESET, RULESETS, served, write_config
 
 from engine.approvals import Approval, Query, State
 from engine.guard import Guard
+from engine.http import litellm
 from engine.mcp.checks import Caller, McpChecks
 from engine.mcp.config import McpConfig
 from engine.mcp.guarded import Guarded
@@ -276,3 +278,21 @@ def _approve_when_pending(guard: Guard) -> None:
 
     wait_for(lambda: bool(pending()))
     guard.approvals.resolve(pending()[0].id, True, APPROVER, COMMENT)
+
+
+def test_a_litellm_guardrail_call_joins_the_trace_in_its_headers(spans: Finished) -> None:
+    trace_id = uuid.uuid4().hex
+    http = {"enabled": True, "listen": "127.0.0.1:0", "ruleset": RULESET}
+    cfg = config(rulesets=str(RULESETS), data_dir=tempfile.mkdtemp(prefix="palisade-telemetry-"), http=http)
+    with running(cfg) as server:
+        assert server.http is not None
+        answered = httpx.post(
+            f"http://127.0.0.1:{server.http.port}{litellm.PATH}",
+            json={"texts": [f"I want a refund {SECRET}"], "input_type": "request"},
+            headers={"traceparent": f"00-{trace_id}-{PARENT_ID}-01"},
+            timeout=30,
+        )
+    assert answered.status_code == 200 and answered.json()["action"] == "BLOCKED"
+    check = _in_trace(spans(), trace_id)["palisade.check"]
+    assert check.parent is not None and f"{check.parent.span_id:016x}" == PARENT_ID
+    assert dict(check.attributes or {})["gen_ai.security.verdict"] == "fallback"
