@@ -69,7 +69,7 @@ def _handler(
             with admission.streaming(context):
                 yield from behaviour(request, context)
         finally:
-            observer().answered(method.name, _code(context))
+            observer().answered(method.name, _stream_code(context))
 
     if method.server_streaming:
         on_pool = _OnPool(streamed, admission.pool)
@@ -86,8 +86,12 @@ def _parse(kind: type[Message], raw: bytes, context: grpc.ServicerContext) -> Me
 
 
 def _code(context: grpc.ServicerContext) -> str:
-    """The status a call ended with: the one it aborted with, CANCELLED if the caller went away, else OK."""
+    """The status a call ended with: the one it aborted with, else OK."""
     code = context.code()  # type: ignore[attr-defined]  # grpcio has it; its stubs do not
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    return "OK" if context.is_active() else "CANCELLED"
+    return code.name if isinstance(code, grpc.StatusCode) else "OK"
+
+
+def _stream_code(context: grpc.ServicerContext) -> str:
+    """The status a stream ended with: as ``_code``, but CANCELLED when the caller went away first."""
+    code = _code(context)
+    return "CANCELLED" if code == "OK" and not context.is_active() else code
