@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import threading
 import uuid
@@ -10,9 +11,13 @@ from concurrent import futures
 from pathlib import Path
 from typing import Any
 
+import anyio
 import grpc
 import httpx
 import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp_client import BIN, client_environment
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -131,24 +136,30 @@ class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
             ]
 
 
-def test_palisade_serve_exports_its_spans_over_otlp_to_a_receiver(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    receiver = _Receiver()
+@pytest.fixture()
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Receiver]:
+    """A real OTLP receiver (gRPC) that the processes this test starts export to."""
+    found = _Receiver()
     server = grpc.server(futures.ThreadPoolExecutor(2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(found, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
     try:
-        with served(write_config(tmp_path, tracing=True)) as (target, _):
-            response = _check(
-                target, f"a refund please {SECRET}", [("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01")]
-            )
-            wait_for(lambda: any(s.name == "palisade.check" for _, s in receiver.spans()))
+        yield found
     finally:
         server.stop(0)
+
+
+def test_palisade_serve_exports_its_spans_over_otlp_to_a_receiver(
+    tmp_path: Path, receiver: _Receiver
+) -> None:
+    with served(write_config(tmp_path, tracing=True)) as (target, _):
+        response = _check(
+            target, f"a refund please {SECRET}", [("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01")]
+        )
+        wait_for(lambda: any(s.name == "palisade.check" for _, s in receiver.spans()))
     resource, check = next((r, s) for r, s in receiver.spans() if s.name == "palisade.check")
     assert resource["service.name"] == "palisade"
     assert check.trace_id.hex() == TRACE_ID and check.parent_span_id.hex() == PARENT_ID
@@ -296,3 +307,30 @@ def test_a_litellm_guardrail_call_joins_the_trace_in_its_headers(spans: Finished
     check = _in_trace(spans(), trace_id)["palisade.check"]
     assert check.parent is not None and f"{check.parent.span_id:016x}" == PARENT_ID
     assert dict(check.attributes or {})["gen_ai.security.verdict"] == "fallback"
+
+
+def test_palisade_mcp_exports_a_calls_checks_in_the_trace_of_its_meta(
+    tmp_path: Path, receiver: _Receiver
+) -> None:
+    trace_id = uuid.uuid4().hex
+    command = [
+        *("-m", "engine.cli.main", "mcp", "--config", str(write_config(tmp_path, tracing=True))),
+        *("--ruleset", RULESET, "--", str(BIN / "mcp-server-time")),
+    ]
+    params = StdioServerParameters(
+        command=sys.executable, args=command, env=client_environment(), cwd=str(tmp_path)
+    )
+
+    async def call() -> bool:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            meta = {"traceparent": f"00-{trace_id}-{PARENT_ID}-01"}
+            result = await session.call_tool("get_current_time", {"timezone": "UTC"}, meta=meta)
+            return bool(result.is_error)
+
+    assert anyio.run(call) is False  # the proxy passed it on; its spans go out as it exits
+    wait_for(lambda: any(s.trace_id.hex() == trace_id for _, s in receiver.spans()))
+    in_trace = [s for _, s in receiver.spans() if s.trace_id.hex() == trace_id]
+    check = next(s for s in in_trace if s.name == "palisade.check")
+    assert check.parent_span_id.hex() == PARENT_ID
+    assert {a.key: a.value.string_value for a in check.attributes}["palisade.stage"] == "tool_call"
