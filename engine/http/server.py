@@ -81,6 +81,7 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 def _error(status: int, message: str) -> JSONResponse:
     log.warning("refused a guardrail call (%d): %s", status, message)
+    observer().http_error("litellm", status)
     return JSONResponse({"error": {"message": message}}, status_code=status)
 
 

@@ -64,6 +64,9 @@ class Observer:
     def answered(self, method: str, code: str) -> None:
         """A gRPC call to ``method`` ended with status ``code`` (OK included)."""
 
+    def http_error(self, front_door: str, status: int) -> None:
+        """An HTTP front door (envoy, litellm) refused with ``status`` a request it could not check."""
+
 
 _installed: list[Observer] = [Observer()]
 

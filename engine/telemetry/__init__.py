@@ -82,6 +82,10 @@ class Telemetry(Observer):
         if self.metrics is not None:
             self.metrics.answered(method, code)
 
+    def http_error(self, front_door: str, status: int) -> None:
+        if self.metrics is not None:
+            self.metrics.http_error(front_door, status)
+
     def close(self) -> None:
         """Put the no-op observer back; flush the metrics counted, export the spans still queued."""
         install(Observer())

@@ -168,6 +168,12 @@ class Metrics:
         self.requests = Counter(
             "palisade_grpc_requests", "gRPC calls answered, by status code", ["method", "code"], registry=r
         )
+        self.http_errors = Counter(
+            "palisade_http_errors",
+            "Requests an HTTP front door could not check, by the HTTP status it answered",
+            ["front_door", "code"],
+            registry=r,
+        )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (metric, label values): its child
         self._budgets: dict[tuple[str, str], float] = {}
         self._served: set[tuple[str, str, str]] = set()
@@ -280,6 +286,9 @@ class Metrics:
 
     def answered(self, method: str, code: str) -> None:
         self._events.append((self._count, (self.requests, method, code)))
+
+    def http_error(self, front_door: str, status: int) -> None:
+        self._events.append((self._count, (self.http_errors, front_door, str(status))))
 
     def _count(self, metric: Any, *labels: str) -> None:
         self.tally.inc(self._child(metric, *labels))

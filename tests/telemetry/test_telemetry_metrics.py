@@ -7,7 +7,10 @@ import uuid
 from collections.abc import Iterator
 
 import grpc
+import httpx
 import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from faults import writes_refused
 from prometheus_client import CollectorRegistry
 from server_helpers import config, running, wait_for
@@ -16,6 +19,9 @@ from telemetry_helpers import RULESET, RULESETS, traffic
 from benchmarks.postgres_cluster import fresh_database, postgres_server
 from dsl.types import Outcome, Stage
 from engine.client.guard_client import GuardClient, GuardError
+from engine.envoy.config import EnvoyConfig
+from engine.envoy.processor import Exchange
+from engine.http import litellm
 from engine.runtime.evaluator import Evaluator
 from engine.runtime.observer import Observer, install, observer
 from engine.runtime.registry import compile_rulesets
@@ -205,3 +211,29 @@ def test_the_default_observer_does_nothing_and_is_the_one_installed() -> None:
     assert type(observer()) is Observer
     with observer().traced([("traceparent", "00-" + "1" * 32 + "-" + "2" * 16 + "-01")]):
         pass
+
+
+def test_requests_the_http_front_doors_cannot_check_are_counted_by_status(counted: Counted) -> None:
+    http = {"enabled": True, "listen": "127.0.0.1:0", "ruleset": RULESET}
+    cfg = config(rulesets=str(RULESETS), data_dir=tempfile.mkdtemp(prefix="palisade-telemetry-"), http=http)
+    with running(cfg) as server:
+        assert server.http is not None
+        url = f"http://127.0.0.1:{server.http.port}{litellm.PATH}"
+        assert httpx.post(url, json={"texts": ["hi"]}, timeout=30).status_code == 400  # no input_type
+        unknown = {"x-palisade-ruleset": "no_such_ruleset"}
+        call = {"texts": ["hi"], "input_type": "request"}
+        assert httpx.post(url, json=call, headers=unknown, timeout=30).status_code == 404
+        assert httpx.post(url, json=call, timeout=30).status_code == 200  # checked: not an error
+        exchange = Exchange(server.guard, EnvoyConfig(ruleset=RULESET), cfg.limits)
+        names = {":method": "POST", ":path": "/v1/chat/completions"}
+        values = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in names.items()]
+        exchange.answer(
+            ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=base_pb2.HeaderMap(headers=values)))
+        )
+        body = ep.HttpBody(body=b"{not json", end_of_stream=True)
+        assert exchange.answer(ep.ProcessingRequest(request_body=body)).immediate_response.status.code == 400
+    errors = "palisade_http_errors_total"
+    assert counted.value(errors, {"front_door": "litellm", "code": "400"}) == 1
+    assert counted.value(errors, {"front_door": "litellm", "code": "404"}) == 1
+    assert counted.value(errors, {"front_door": "litellm", "code": "200"}) is None
+    assert counted.value(errors, {"front_door": "envoy", "code": "400"}) == 1
