@@ -178,6 +178,7 @@ class Metrics:
         self._budgets: dict[tuple[str, str], float] = {}
         self._served: set[tuple[str, str, str]] = set()
         self._down_since: float | None = None
+        self._queued: int | None = None  # the audit queue's depth last reported, until flushed
         self._flusher.start()
 
     def _flush_every(self, seconds: float) -> None:
@@ -191,6 +192,9 @@ class Metrics:
             count, args = events.popleft()
             count(*args)
         self.tally.flush()
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            self.audit_queue.set(queued)
 
     def close(self) -> None:
         """Stop the flushing thread, and flush what is counted."""
@@ -266,9 +270,13 @@ class Metrics:
             self.detector_seconds.labels(graph.name, kind)
 
     def audit_committed(self, records: int, seconds: float, queued: int) -> None:
-        self.audit_records.inc(records)
-        self.audit_commit_seconds.observe(seconds)
-        self.audit_queue.set(queued)
+        """Count an audit transaction (on the flushing thread: the audit writer only hands it over)."""
+        self._events.append((self._committed, (records, seconds, queued)))
+
+    def _committed(self, records: int, seconds: float, queued: int) -> None:
+        self.tally.inc(self.audit_records, records)
+        self.tally.observe(self.audit_commit_seconds, seconds)
+        self._queued = queued
 
     def serving(self, ok: bool) -> None:
         """Count NOT_SERVING periods and their length."""
