@@ -29,6 +29,7 @@ from engine.runtime.observer import observer
 log = logging.getLogger("palisade.mcp")
 
 GUARDED_RESULTS = ("tools/call", "tools/list", "resources/read", "prompts/get")
+_TRACE_KEYS = ("traceparent", "tracestate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def _trace_context(message: m.Message) -> list[tuple[str, str]]:
     meta = (message.get("params") or {}).get("_meta")
     if not isinstance(meta, dict):
         return []
-    return [(key, value) for key, value in meta.items() if isinstance(value, str)]
+    return [(key, value) for key, value in meta.items() if key in _TRACE_KEYS and isinstance(value, str)]
 
 
 class Guarded:
