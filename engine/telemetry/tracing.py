@@ -6,7 +6,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +16,12 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.sdk.trace.sampling import Decision as Sampled
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, SamplingResult, TraceIdRatioBased
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes as SpanAttributes
 
 from dsl.types import Stage
 from engine.runtime.decision import Decision, DetectorReport
@@ -28,6 +31,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _NEW_TRACE: AbstractContextManager[None] = nullcontext()  # no traceparent: the Check starts a trace
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 SERVICE_NAME = "palisade"
+CHECK_SPAN = "palisade.check"
 DEFERRED = 1024  # Checks whose steps wait for the Check's own span, at most (the oldest go first)
 
 
@@ -36,10 +40,36 @@ def provider(sample_ratio: float | None, exporter: SpanExporter | None = None) -
     headers, protocol, service name, batch delays). ``sample_ratio`` samples that share of new
     traces and follows the caller's choice for the others; None: OTEL_TRACES_SAMPLER decides."""
     named = {} if "OTEL_SERVICE_NAME" in os.environ else {"service.name": SERVICE_NAME}
-    sampler = None if sample_ratio is None else ParentBased(TraceIdRatioBased(sample_ratio))
+    sampler = None if sample_ratio is None else ChecksDrawn(sample_ratio)
     result = TracerProvider(sampler=sampler, resource=Resource.create(named))
     result.add_span_processor(BatchSpanProcessor(exporter or otlp_exporter()))
     return result
+
+
+class ChecksDrawn(Sampler):
+    """``ParentBased(TraceIdRatioBased(ratio))``, except for the span of a Check that starts a trace:
+    Tracing.checked has drawn that one's sample already (the draw before the SDK is asked is what keeps
+    an unsampled Check cheap), so it is sampled here; asking the ratio again would sample ratio**2."""
+
+    def __init__(self, ratio: float) -> None:
+        self.base = ParentBased(TraceIdRatioBased(ratio))
+
+    def should_sample(  # noqa: PLR0917  (the SDK's signature)
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: SpanAttributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if name == CHECK_SPAN and not trace.get_current_span(parent_context).get_span_context().is_valid:
+            return SamplingResult(Sampled.RECORD_AND_SAMPLE, attributes, trace_state)
+        return self.base.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"ChecksDrawn{{{self.base.get_description()}}}"  # type: ignore[no-untyped-call]
 
 
 def otlp_exporter() -> SpanExporter:
@@ -146,7 +176,7 @@ class Tracing:
         def ns(t: float) -> int:
             return int(t * 1e9) + offset_ns
 
-        root = self.tracer.start_span("palisade.check", start_time=ns(started))
+        root = self.tracer.start_span(CHECK_SPAN, start_time=ns(started))
         if not root.is_recording():  # not sampled: nothing more to make
             return
         root.set_attributes(check_attributes(stage, decision, decision_id))

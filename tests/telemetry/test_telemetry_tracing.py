@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -25,6 +26,7 @@ from opentelemetry.trace import StatusCode
 from server_helpers import config, running, wait_for
 from telemetry_helpers import RULESET, RULESETS, served, write_config
 
+from dsl.types import Stage
 from engine.approvals import Approval, Query, State
 from engine.guard import Guard
 from engine.http import litellm
@@ -33,7 +35,9 @@ from engine.mcp.config import McpConfig
 from engine.mcp.guarded import Guarded
 from engine.protocol.request_codec import request_to_proto
 from engine.protocol.wire import apb, apb_grpc, pb, pb_grpc
+from engine.runtime.evaluator import Evaluator
 from engine.runtime.observer import install
+from engine.runtime.registry import compile_rulesets
 from engine.runtime.request import request_from_dict
 from engine.telemetry import Telemetry
 from engine.telemetry.tracing import Tracing, provider
@@ -334,3 +338,17 @@ def test_palisade_mcp_exports_a_calls_checks_in_the_trace_of_its_meta(
     check = next(s for s in in_trace if s.name == "palisade.check")
     assert check.parent_span_id.hex() == PARENT_ID
     assert {a.key: a.value.string_value for a in check.attributes}["palisade.stage"] == "tool_call"
+
+
+def test_new_traces_are_sampled_at_the_ratio_not_at_its_square() -> None:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing(provider(0.5, exporter), 0.5)
+    graph = compile_rulesets(str(RULESETS))[(RULESET, "1.0.0")]
+    decision = Evaluator(graph).evaluate(request_from_dict({"stage": "input", "text": "hello"}))
+    now = time.perf_counter()
+    for i in range(400):
+        tracing.checked(Stage.INPUT, decision, decision, decision_id=str(i), started=now, recording=now)
+    tracing.provider.force_flush()
+    checks = [s for s in exporter.get_finished_spans() if s.name == "palisade.check"]
+    tracing.close()
+    assert 150 <= len(checks) <= 250  # 200 expected (sd 10); drawn twice at 0.5, about 100 were
