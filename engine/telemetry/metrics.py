@@ -8,6 +8,7 @@ import time
 from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -17,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from dsl.ir import Graph
-from dsl.types import Stage
+from dsl.types import Outcome, Stage
 from engine.approvals.store import ApprovalStore, ApprovalUnavailable
 from engine.config import ServeConfig
 from engine.guard import open_approval_store
@@ -37,30 +38,26 @@ class Tally:
     """What one process counted since its last flush, kept in dicts and added to the metrics in one go:
     in multiprocess mode each write to a metric is a locked write to a memory-mapped file (2.5 us a
     counter, 6 us a histogram observation), and a Check makes four to ten of them, while a dict update
-    costs a fraction of a microsecond. ``flush`` adds each child's total with one write."""
+    costs a fraction of a microsecond. ``flush`` adds each child's total with one write. Not
+    thread-safe: Metrics uses it under its flush lock only."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._counts: defaultdict[Any, float] = defaultdict(float)
         self._observed: dict[Any, list[float]] = {}  # child: [sum, count in each bucket]
 
     def inc(self, child: Any, amount: float = 1.0) -> None:
-        with self._lock:
-            self._counts[child] += amount
+        self._counts[child] += amount
 
     def observe(self, child: Any, value: float) -> None:
-        bounds = child._upper_bounds  # its buckets, as Histogram.observe reads them
-        with self._lock:
-            slot = self._observed.get(child)
-            if slot is None:
-                slot = self._observed[child] = [0.0] * (len(bounds) + 1)
-            slot[0] += value
-            slot[1 + bisect_left(bounds, value)] += 1
+        slot = self._observed.get(child)
+        if slot is None:  # its buckets, as Histogram.observe reads them
+            slot = self._observed[child] = [0.0] * (len(child._upper_bounds) + 1)
+        slot[0] += value
+        slot[1 + bisect_left(child._upper_bounds, value)] += 1
 
     def flush(self) -> None:
-        with self._lock:
-            counts, self._counts = self._counts, defaultdict(float)
-            observed, self._observed = self._observed, {}
+        counts, self._counts = self._counts, defaultdict(float)
+        observed, self._observed = self._observed, {}
         for child, amount in counts.items():
             child.inc(amount)
         for child, (total, *buckets) in observed.items():
@@ -74,6 +71,16 @@ def _add_observations(child: Any, total: float, buckets: list[float]) -> None:
     for value, count in zip(child._buckets, buckets, strict=True):
         if count:
             value.inc(count)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What a Check of one ruleset version, stage and outcome counts into."""
+
+    decisions: Any
+    seconds: Any
+    over_budget: Any
+    budget_s: float
 
 
 class Metrics:
@@ -175,6 +182,8 @@ class Metrics:
             registry=r,
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (metric, label values): its child
+        self._rows: dict[tuple[str, str, Stage, Outcome], _Row] = {}  # a Check's children, by its kind
+        self._flushing = threading.Lock()  # the tally is counted and flushed by one thread at a time
         self._budgets: dict[tuple[str, str], float] = {}
         self._served: set[tuple[str, str, str]] = set()
         self._down_since: float | None = None
@@ -188,11 +197,12 @@ class Metrics:
     def flush(self) -> None:
         """Count the events handed over, then write the totals (``Tally.flush``)."""
         events = self._events
-        while events:
-            count, args = events.popleft()
-            count(*args)
-        self.tally.flush()
-        queued, self._queued = self._queued, None
+        with self._flushing:
+            while events:
+                count, args = events.popleft()
+                count(*args)
+            self.tally.flush()
+            queued, self._queued = self._queued, None
         if queued is not None:
             self.audit_queue.set(queued)
 
@@ -216,17 +226,32 @@ class Metrics:
 
     def _checked(self, stage: Stage, evaluated: Decision, decision: Decision, seconds: float) -> None:
         """Count one Check: its decision, matches and detectors, and its time against the budget."""
-        name, version, child, tally = decision.ruleset, decision.version, self._child, self.tally
-        tally.inc(child(self.decisions, name, version, stage.value, decision.outcome.label))
-        tally.observe(child(self.check_seconds, name, stage.value), seconds)
-        if seconds > self._budgets.get((name, version), float("inf")):
-            tally.inc(child(self.over_budget, name))
+        name, tally, rows = decision.ruleset, self.tally, self._rows
+        key = (name, decision.version, stage, decision.outcome)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = self._row(*key)
+        tally.inc(row.decisions)
+        tally.observe(row.seconds, seconds)
+        if seconds > row.budget_s:
+            tally.inc(row.over_budget)
         for match in decision.matches:
-            tally.inc(child(self.matches, name, match.rule))
+            tally.inc(self._child(self.matches, name, match.rule))
         if decision.errors and any(e.code == UNRECORDED_CODE for e in decision.errors):
-            tally.inc(child(self.unrecorded, name))
+            tally.inc(self._child(self.unrecorded, name))
         if evaluated.detectors:
             self._detectors(evaluated)
+
+    def _row(self, name: str, version: str, stage: Stage, outcome: Outcome) -> _Row:
+        """The children a Check of this kind counts into, and its ruleset's budget (read now: a reload
+        empties the rows after it changes the budgets)."""
+        child = self._child
+        return _Row(
+            child(self.decisions, name, version, stage.value, outcome.label),
+            child(self.check_seconds, name, stage.value),
+            child(self.over_budget, name),
+            self._budgets.get((name, version), float("inf")),
+        )
 
     def _detectors(self, evaluated: Decision) -> None:
         timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE} if evaluated.errors else ()
@@ -255,6 +280,7 @@ class Metrics:
         for graph in graphs:
             self._zeroes(graph)
         self._budgets = {(g.name, g.version): g.budget_p95_us / 1e6 for g in graphs if g.budget_p95_us}
+        self._rows = {}  # after the budgets: a row made from here on reads the new ones
         for (name, version), budget in self._budgets.items():
             self.budget.labels(name, version).set(budget)
 
