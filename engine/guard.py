@@ -113,7 +113,7 @@ class Guard:
             pool.shutdown(wait=False)
             raise
         try:
-            approvals = Approvals(_open_approvals(config), audit, config.approvals.keep_days * 86_400)
+            approvals = Approvals(open_approval_store(config), audit, config.approvals.keep_days * 86_400)
         except ApprovalUnavailable as exc:
             audit.close()
             pool.shutdown(wait=False)
@@ -258,7 +258,7 @@ def _open_audit(config: ServeConfig, on_health: HealthListener | None) -> AuditL
         raise StartError(f"audit: {exc}") from None
 
 
-def _open_approvals(config: ServeConfig) -> ApprovalStore:
+def open_approval_store(config: ServeConfig) -> ApprovalStore:
     """The approvals in the data directory, or in the PostgreSQL database of ``[store] url``."""
     if config.store.url:
         return PgApprovalStore.connect(config.store.url)

@@ -17,6 +17,7 @@ from engine.approvals.model import Approval, ApprovalNotFound, State, binding_di
 from engine.approvals.service import Approvals
 from engine.runtime.decision import Decision, RuleMatch
 from engine.runtime.ids import new_id
+from engine.runtime.observer import Attributes, observer
 from engine.runtime.request import Request, quoted
 
 DEFAULT_RULE = "(default)"
@@ -55,16 +56,30 @@ class ApprovalGate:
         ask = _Ask(decision, request, decision_id, binding)
         if not request.approval_id:
             return self._escalate(ask)
+        noted: Attributes = {}
+        with observer().span("palisade.approval.consume", noted, decision_id=decision_id):
+            gated = self._presented(ask, noted)
+            noted.setdefault("palisade.approval.result", gated.decision.outcome.label)
+        return gated
+
+    def _presented(self, ask: _Ask, noted: Attributes) -> Gated:
+        """Resume with the approval the request presents; ``noted`` hears which it was and, where the
+        decision does not say it, the result (not_found, replay, reopened)."""
+        decision, request = ask.decision, ask.request
         try:
             presented = self.approvals.get(request.approval_id)
-        except ApprovalNotFound:
+        except ApprovalNotFound:  # the id the caller sent is not traced: it may be any text
+            noted["palisade.approval.result"] = "not_found"
             reason = f"unknown approval {quoted(request.approval_id)}"
             return Gated(_settle(decision, "", Outcome.BLOCK, reason))
+        noted.update(presented.traced())
         if presented.binding != ask.binding:
-            self.approvals.record_replay(presented, request.principal.id, decision_id)
+            noted["palisade.approval.result"] = "replay"
+            self.approvals.record_replay(presented, request.principal.id, ask.decision_id)
             reason = f"approval {presented.id} was issued for another request"
             return Gated(_settle(decision, presented.rule, Outcome.BLOCK, reason))
         if presented.rule not in escalations(decision):
+            noted["palisade.approval.result"] = "reopened"
             return self._escalate(ask)  # the policy no longer asks for this approval
         return self._resume(ask, presented)
 

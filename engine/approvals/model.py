@@ -73,6 +73,16 @@ class Approval:
         """Pending past its deadline: it is expired, whether or not that is stored yet."""
         return self.pending and now_us >= self.deadline_us
 
+    def traced(self) -> dict[str, str]:
+        """What a span says of it: its id, queue, ruleset and rule, and its state (no principal, no text)."""
+        return {
+            "palisade.approval.id": self.id,
+            "palisade.approval.queue": self.queue,
+            "palisade.approval.state": self.state.value,
+            "palisade.approval.rule": self.rule,
+            "gen_ai.security.policy.name": self.ruleset,
+        }
+
     def audit_data(self) -> dict[str, Any]:
         """Plain data for the audit record: no floats, times as RFC 3339."""
         data = asdict(self) | {"state": self.state.value}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from engine.approvals.model import Approval, Change, State, now_us
+from engine.approvals.model import AlreadyResolved, Approval, Change, State, now_us
 from engine.approvals.store import ApprovalStore, Query, Recorder
 from engine.audit import AuditLog
-from engine.runtime.observer import observer
+from engine.runtime.observer import Attributes, observer
 
 log = logging.getLogger("palisade.approvals")
 ENGINE_ACTOR = "palisade"
@@ -38,9 +38,13 @@ class Approvals:
 
     def open(self, candidate: Approval, decision_id: str) -> Approval:
         """The pending approval for ``candidate``'s request and rule, opening ``candidate`` if none."""
-        if now_us() - self._pruned_us >= _PRUNE_EVERY_US:
-            self.prune()
-        approval, _ = self.store.open_or_join(candidate, self._recorder(decision_id=decision_id))
+        noted: Attributes = dict(candidate.traced())
+        with observer().span("palisade.approval.open", noted, decision_id=decision_id):
+            if now_us() - self._pruned_us >= _PRUNE_EVERY_US:
+                self.prune()
+            approval, opened = self.store.open_or_join(candidate, self._recorder(decision_id=decision_id))
+            noted.update(approval.traced())
+            noted["palisade.approval.result"] = "opened" if opened else "joined"
         return approval
 
     def get(self, approval_id: str) -> Approval:
@@ -66,8 +70,23 @@ class Approvals:
         return self._finish(approval_id, State.CANCELLED, actor, comment)
 
     def _finish(self, approval_id: str, to: State, actor: str, comment: str) -> Approval:
-        done = replace(self.store.get(approval_id), state=to, resolver=actor, comment=comment)
-        return self.store.resolve(done, now_us(), self._recorder())
+        """Answer (or cancel) as ``to``, in a span of the caller's trace: the approval, and the result
+        (its new state, or already_resolved); never the approver's name or comment."""
+        noted: Attributes = {"palisade.approval.answer": to.value}
+        with observer().span("palisade.approval.answer", noted):
+            current = self.store.get(approval_id)
+            noted.update(current.traced())
+            try:
+                done = self.store.resolve(
+                    replace(current, state=to, resolver=actor, comment=comment), now_us(), self._recorder()
+                )
+            except AlreadyResolved as exc:
+                noted.update(exc.approval.traced())
+                noted["palisade.approval.result"] = "already_resolved"
+                raise
+            noted.update(done.traced())
+            noted["palisade.approval.result"] = done.state.value
+            return done
 
     def use(self, approval: Approval, actor: str, decision_id: str) -> Approval | None:
         """Use up a single-use approval for the decision ``decision_id``; None if already used."""

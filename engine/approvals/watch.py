@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from engine.approvals.model import Approval, State
 from engine.approvals.service import Approvals
 from engine.approvals.store import Query
+from engine.runtime.observer import Attributes, observer
 
 POLL_S = 0.05  # the store is shared by every server process, so changes are polled, not signalled
 
@@ -23,7 +24,20 @@ def watch(
     """Yield ("current", approval) for one approval (or a queue's pending ones; every queue's when
     ``queue`` is empty), then (event, approval as it is now) for each change, while ``active()``.
     Watching one approval ends once it is no longer pending. Raises ApprovalNotFound for an unknown id.
-    """
+    The watch is a span of the caller's trace: the approval watched and its state at the end, and how
+    many events were given."""
+    noted: Attributes = {"palisade.approval.events": 0}
+    with observer().span("palisade.approval.watch", noted):
+        for given, (event, approval) in enumerate(_watched(approvals, approval_id, queue, active, poll_s), 1):
+            noted["palisade.approval.events"] = given
+            if approval_id:
+                noted.update(approval.traced())
+            yield event, approval
+
+
+def _watched(
+    approvals: Approvals, approval_id: str, queue: str, active: Callable[[], bool], poll_s: float
+) -> Iterator[tuple[str, Approval]]:
     seq = approvals.store.last_change()  # before the snapshot: a change may come twice, never not at all
     if approval_id:
         current = [approvals.get(approval_id)]

@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from dsl.diagnostics import CompileError
-from engine.config import ConfigError, load_config
+from engine.config import ConfigError, MetricsConfig, load_config
 from engine.mcp.config import McpConfig
 from engine.runtime.registry import UnknownRuleset
 from engine.runtime.request import Principal
@@ -61,6 +61,14 @@ def mcp_settings(base: McpConfig, args: argparse.Namespace) -> McpConfig:
 
 
 def _serve(config: ServeConfig, proxy: McpConfig, command: list[str], url: str, listen: str) -> int:
+    from engine.telemetry import observed  # noqa: PLC0415
+
+    # [tracing] as `palisade serve` does; no [metrics]: a proxy has no /metrics for them to reach
+    with observed(config.model_copy(update={"metrics": MetricsConfig()}), endpoint=False):
+        return _proxy(config, proxy, command, url, listen)
+
+
+def _proxy(config: ServeConfig, proxy: McpConfig, command: list[str], url: str, listen: str) -> int:
     from engine.guard import Guard, StartError  # noqa: PLC0415  (keeps the MCP SDK out of other commands)
     from engine.mcp.checks import Caller, McpChecks  # noqa: PLC0415
     from engine.mcp.guarded import Guarded  # noqa: PLC0415

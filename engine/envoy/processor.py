@@ -30,6 +30,7 @@ from engine.envoy.sse import DONE, StreamError, data_event, event
 from engine.envoy.stream import StreamGuard
 from engine.guard import Guard
 from engine.protocol.request_codec import InvalidRequest
+from engine.runtime.observer import observer
 from engine.runtime.registry import UnknownRuleset
 from engine.runtime.request import Principal
 
@@ -213,6 +214,7 @@ class Exchange:
     def _fail(self, part: str, answer: Answer) -> Any:
         """``answer`` in place of the exchange: an error event that ends a stream already under way,
         else an immediate response."""
+        observer().http_error("envoy", answer.status)
         if part == "response_body" and self.stream is not None:
             return wire.proceed(part, body=self.stream.fail(data_event(answer.body)))
         return _immediate(answer)

@@ -6,7 +6,9 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -20,6 +22,7 @@ from engine.config import Limits
 from engine.guard import Guard, StartError
 from engine.http import litellm
 from engine.http.config import HttpConfig
+from engine.runtime.observer import observer
 from engine.runtime.registry import UnknownRuleset
 
 log = logging.getLogger("palisade.http")
@@ -37,7 +40,8 @@ def build_app(guard: Guard, config: HttpConfig, limits: Limits) -> Starlette:
         try:
             call = litellm.GuardrailRequest.model_validate_json(body)
             ruleset = litellm.ruleset_of(config, call, request.headers)
-            answer = await run_in_threadpool(litellm.decide, guard, limits, ruleset, call)
+            trace = request.headers.items()  # a W3C traceparent: the Checks join the caller's trace
+            answer = await run_in_threadpool(_decide, trace, guard, limits, ruleset, call)
         except ValidationError as exc:
             first = exc.errors()[0]
             return _error(400, f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}")
@@ -53,6 +57,17 @@ def build_app(guard: Guard, config: HttpConfig, limits: Limits) -> Starlette:
     return Starlette(routes=routes)
 
 
+def _decide(
+    trace: Iterable[tuple[str, str]],
+    guard: Guard,
+    limits: Limits,
+    ruleset: str,
+    call: litellm.GuardrailRequest,
+) -> dict[str, Any]:
+    with observer().traced(trace):
+        return litellm.decide(guard, limits, ruleset, call)
+
+
 async def _body(request: Request, limit: int) -> bytes | None:
     """The request body, or None once it runs over ``limit`` bytes (the rest is not read)."""
     chunks, size = [], 0
@@ -66,6 +81,7 @@ async def _body(request: Request, limit: int) -> bytes | None:
 
 def _error(status: int, message: str) -> JSONResponse:
     log.warning("refused a guardrail call (%d): %s", status, message)
+    observer().http_error("litellm", status)
     return JSONResponse({"error": {"message": message}}, status_code=status)
 
 

@@ -24,10 +24,12 @@ from engine.mcp import messages as m
 from engine.mcp.checks import McpChecks, Progress, Ruling, canonical
 from engine.mcp.config import McpConfig
 from engine.mcp.pins import Pins
+from engine.runtime.observer import observer
 
 log = logging.getLogger("palisade.mcp")
 
 GUARDED_RESULTS = ("tools/call", "tools/list", "resources/read", "prompts/get")
+_TRACE_KEYS = ("traceparent", "tracestate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,15 @@ class Passed:
     forward: m.Message | None = None
     answer: m.Message | None = None
     asked: Asked | None = None
+
+
+def _trace_context(message: m.Message) -> list[tuple[str, str]]:
+    """The W3C trace context of a request: ``params._meta.traceparent`` (and ``tracestate``), where
+    MCP clients propagate it (OpenTelemetry's MCP conventions)."""
+    meta = (message.get("params") or {}).get("_meta")
+    if not isinstance(meta, dict):
+        return []
+    return [(key, value) for key, value in meta.items() if key in _TRACE_KEYS and isinstance(value, str)]
 
 
 class Guarded:
@@ -81,16 +92,17 @@ class Guarded:
         name, arguments = params.name, dict(params.arguments or {})
         if name in self.hidden:
             return Passed(answer=m.tool_error(request_id, self.hidden[name]))
-        ruling = self.checks.rule(
-            Stage.TOOL_CALL,
-            [canonical(arguments)],
-            f"the call of tool {name!r}",
-            tool=(name, arguments),
-            metadata={"mcp_method": "tools/call"},
-            wait_s=self.config.approval_wait_s,
-            progress=progress,
-            stop=stop,
-        )
+        with observer().traced(_trace_context(message)):  # its Checks and its wait join the caller's trace
+            ruling = self.checks.rule(
+                Stage.TOOL_CALL,
+                [canonical(arguments)],
+                f"the call of tool {name!r}",
+                tool=(name, arguments),
+                metadata={"mcp_method": "tools/call"},
+                wait_s=self.config.approval_wait_s,
+                progress=progress,
+                stop=stop,
+            )
         if ruling.reply is not None:
             return Passed(answer=m.result(request_id, {"content": [{"type": "text", "text": ruling.reply}]}))
         if not ruling.allowed:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
+from typing import TypeAlias
 
 from dsl.ir import Graph
 from dsl.types import Stage
 from engine.runtime.decision import Decision
 
 _NO_CONTEXT: AbstractContextManager[None] = nullcontext()
+# A span's attributes: ids, names, states and counts, never a request's text or a person's name.
+Attributes: TypeAlias = dict[str, str | int | bool]
 
 
 class Observer:
@@ -38,6 +41,14 @@ class Observer:
         (gRPC metadata or HTTP headers, names in lower case); does nothing unless tracing is on."""
         return _NO_CONTEXT
 
+    def span(
+        self, name: str, attributes: Attributes, *, decision_id: str = ""
+    ) -> AbstractContextManager[Attributes]:
+        """A span ``name`` around the block, in the current trace (``traced``), or inside the Check
+        ``decision_id`` when the block runs as part of that Check; the block may add attributes (its
+        result) to the dict it is given. Does nothing unless tracing is on."""
+        return nullcontext(attributes)
+
     def loaded(self, graphs: Iterable[Graph]) -> None:
         """The rulesets served now (at start and after each reload), which replace those before."""
 
@@ -52,6 +63,9 @@ class Observer:
 
     def answered(self, method: str, code: str) -> None:
         """A gRPC call to ``method`` ended with status ``code`` (OK included)."""
+
+    def http_error(self, front_door: str, status: int) -> None:
+        """An HTTP front door (envoy, litellm) refused with ``status`` a request it could not check."""
 
 
 _installed: list[Observer] = [Observer()]

@@ -17,7 +17,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dsl.diagnostics import CompileError
+from engine.approvals import ApprovalError
 from engine.approvals.approvers import Approvers, ApproversError
+from engine.audit import AuditUnavailable
 from engine.config import ServeConfig
 from engine.envoy.server import EnvoyServer
 from engine.guard import Guard, StartError, check_rulesets
@@ -48,6 +50,9 @@ _SIGNAL_WAKE_S = 0.2
 # Health and reflection run on a pool of their own, outside the request pool (engine/server/admission.py);
 # each health Watch stream holds one of its threads while it lasts.
 SERVICE_THREADS = 8
+# How often a worker expires the approvals past their deadline, so that the expiry is recorded (and
+# counted) when it happens rather than when someone next reads the approvals.
+EXPIRE_EVERY_S = 1.0
 
 
 def load_tls(config: ServeConfig) -> ServerTls | None:
@@ -93,6 +98,8 @@ class GuardServer:
         self.http: HttpServer | None = None  # LiteLLM's Generic Guardrail API ([http]), same Guard
         if config.http.enabled:
             self.http = HttpServer(self.guard, config.http, config.limits, reuse_port=reuse_port)
+        self._expiring = threading.Event()  # set: the expiry thread stops
+        self._expirer = threading.Thread(target=self._expire_every, name="palisade-expiry", daemon=True)
 
     @property
     def registry(self) -> Registry:
@@ -138,7 +145,15 @@ class GuardServer:
         if self.http is not None:
             self.http.start()
         self._set_serving(self.guard.healthy)
+        self._expirer.start()
         return self.port
+
+    def _expire_every(self) -> None:
+        while not self._expiring.wait(EXPIRE_EVERY_S):
+            try:
+                self.guard.approvals.expire_due()
+            except (ApprovalError, AuditUnavailable) as exc:  # the next read (or round) expires them
+                log.debug("approvals: expiry postponed: %s", exc)
 
     def reload(self) -> bool:
         """Read the rulesets, the approvers file and the TLS files anew (SIGHUP); True when all loaded.
@@ -215,6 +230,9 @@ class GuardServer:
         stopped.wait()
         self.admission.pool.shutdown(wait=True)
         self.service_pool.shutdown(wait=True)
+        self._expiring.set()
+        if self._expirer.is_alive():
+            self._expirer.join()
         self.guard.close()  # after the pool (a Watch may be ending its last poll): flush, sign, release
 
     def __enter__(self) -> GuardServer:

@@ -14,6 +14,7 @@ from engine.approvals.approvers import Approvers
 from engine.audit import AuditUnavailable
 from engine.protocol.approvals_codec import approval_to_proto, query_from_proto
 from engine.protocol.wire import apb, apb_grpc
+from engine.runtime.observer import observer
 from engine.server.admission import SHUTTING_DOWN
 
 log = logging.getLogger("palisade.server")
@@ -106,9 +107,11 @@ def _bearer(context: grpc.ServicerContext) -> str:
 
 
 def _call(context: grpc.ServicerContext, work: Callable[[], T]) -> T:
-    """Run ``work``, answering the engine's errors with their status codes."""
+    """Run ``work`` in the caller's trace (its W3C ``traceparent``), answering the engine's errors
+    with their status codes."""
     try:
-        return work()
+        with observer().traced(context.invocation_metadata()):
+            return work()
     except ApprovalNotFound as exc:
         _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
     except AlreadyResolved as exc:

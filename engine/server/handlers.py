@@ -64,9 +64,12 @@ def _handler(
             observer().answered(method.name, _code(context))
 
     def streamed(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
-        request = _parse(request_type, raw, context)
-        with admission.streaming(context):
-            yield from behaviour(request, context)
+        try:
+            request = _parse(request_type, raw, context)
+            with admission.streaming(context):
+                yield from behaviour(request, context)
+        finally:
+            observer().answered(method.name, _stream_code(context))
 
     if method.server_streaming:
         on_pool = _OnPool(streamed, admission.pool)
@@ -86,3 +89,9 @@ def _code(context: grpc.ServicerContext) -> str:
     """The status a call ended with: the one it aborted with, else OK."""
     code = context.code()  # type: ignore[attr-defined]  # grpcio has it; its stubs do not
     return code.name if isinstance(code, grpc.StatusCode) else "OK"
+
+
+def _stream_code(context: grpc.ServicerContext) -> str:
+    """The status a stream ended with: as ``_code``, but CANCELLED when the caller went away first."""
+    code = _code(context)
+    return "CANCELLED" if code == "OK" and not context.is_active() else code

@@ -15,12 +15,12 @@ from dsl.ir import Graph
 from dsl.types import Stage
 from engine.config import ServeConfig
 from engine.runtime.decision import Decision
-from engine.runtime.observer import Observer, install
+from engine.runtime.observer import Attributes, Observer, install
 
 if TYPE_CHECKING:  # imported when used: prometheus_client must see PROMETHEUS_MULTIPROC_DIR first
     from wsgiref.simple_server import WSGIServer
 
-    from engine.telemetry.metrics import Metrics
+    from engine.telemetry.metrics import Metrics, PendingApprovals
     from engine.telemetry.tracing import Tracing
 
 log = logging.getLogger("palisade.telemetry")
@@ -55,6 +55,13 @@ class Telemetry(Observer):
     def traced(self, headers: Iterable[tuple[str, str | bytes]]) -> AbstractContextManager[None]:
         return super().traced(headers) if self.tracing is None else self.tracing.traced(headers)
 
+    def span(
+        self, name: str, attributes: Attributes, *, decision_id: str = ""
+    ) -> AbstractContextManager[Attributes]:
+        if self.tracing is None:
+            return super().span(name, attributes, decision_id=decision_id)
+        return self.tracing.span(name, attributes, decision_id=decision_id)
+
     def loaded(self, graphs: Iterable[Graph]) -> None:
         if self.metrics is not None:
             self.metrics.loaded(graphs)
@@ -74,6 +81,10 @@ class Telemetry(Observer):
     def answered(self, method: str, code: str) -> None:
         if self.metrics is not None:
             self.metrics.answered(method, code)
+
+    def http_error(self, front_door: str, status: int) -> None:
+        if self.metrics is not None:
+            self.metrics.http_error(front_door, status)
 
     def close(self) -> None:
         """Put the no-op observer back; flush the metrics counted, export the spans still queued."""
@@ -97,19 +108,21 @@ def prepare_metrics(config: ServeConfig) -> None:
     os.environ[MULTIPROC_ENV] = str(directory)
 
 
-def serve_metrics(config: ServeConfig) -> WSGIServer:
-    """Serve every worker's metrics at http://[metrics] address/metrics (after prepare_metrics)."""
-    from engine.telemetry.metrics import exposition_registry, serve_endpoint  # noqa: PLC0415
+def serve_metrics(config: ServeConfig) -> tuple[WSGIServer, PendingApprovals]:
+    """Serve every worker's metrics at http://[metrics] address/metrics (after prepare_metrics);
+    returns the server and the pending approvals' collector (close both when done)."""
+    from engine.telemetry.metrics import PendingApprovals, exposition_registry, serve_endpoint  # noqa: PLC0415
 
     host, _, port = config.metrics.address.rpartition(":")
-    registry = exposition_registry(metrics_dir(config), config.data_dir)
+    pending = PendingApprovals(config)
+    registry = exposition_registry(metrics_dir(config), pending)
     try:
         server = serve_endpoint(host.strip("[]"), int(port), registry)
     except OSError as exc:
         raise OSError(f"metrics: cannot bind {config.metrics.address}: {exc.strerror}") from None
     bound = f"{host}:{server.server_port}"
     log.info("metrics on http://%s/metrics", bound)
-    return server
+    return server, pending
 
 
 def start_worker(config: ServeConfig) -> Telemetry | None:
@@ -145,16 +158,18 @@ def worker_gone(config: ServeConfig, pid: int) -> None:
 def observed(config: ServeConfig, *, endpoint: bool, observe: bool = True) -> Iterator[None]:
     """While inside: /metrics served from this process (``endpoint``, when [metrics] is on), and this
     process's Checks observed (``observe``); everything stopped and flushed on the way out."""
-    server = None
+    served = None
     if endpoint and config.metrics.enabled:
         prepare_metrics(config)
-        server = serve_metrics(config)
+        served = serve_metrics(config)
     telemetry = start_worker(config) if observe else None
     try:
         yield
     finally:
         if telemetry is not None:
             telemetry.close()
-        if server is not None:
+        if served is not None:
+            server, pending = served
             server.shutdown()
             server.server_close()
+            pending.close()

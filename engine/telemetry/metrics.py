@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -16,10 +18,13 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from dsl.ir import Graph
-from dsl.types import Stage
+from dsl.types import Outcome, Stage
 from engine.approvals.store import ApprovalStore, ApprovalUnavailable
+from engine.config import ServeConfig
+from engine.guard import open_approval_store
 from engine.runtime.decision import Decision
 
+log = logging.getLogger("palisade.telemetry")
 # 0.1 ms to 1 s: a regex-only Check takes a fraction of a millisecond, a classifier's tens of them
 CHECK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -33,30 +38,26 @@ class Tally:
     """What one process counted since its last flush, kept in dicts and added to the metrics in one go:
     in multiprocess mode each write to a metric is a locked write to a memory-mapped file (2.5 us a
     counter, 6 us a histogram observation), and a Check makes four to ten of them, while a dict update
-    costs a fraction of a microsecond. ``flush`` adds each child's total with one write."""
+    costs a fraction of a microsecond. ``flush`` adds each child's total with one write. Not
+    thread-safe: Metrics uses it under its flush lock only."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._counts: defaultdict[Any, float] = defaultdict(float)
         self._observed: dict[Any, list[float]] = {}  # child: [sum, count in each bucket]
 
     def inc(self, child: Any, amount: float = 1.0) -> None:
-        with self._lock:
-            self._counts[child] += amount
+        self._counts[child] += amount
 
     def observe(self, child: Any, value: float) -> None:
-        bounds = child._upper_bounds  # its buckets, as Histogram.observe reads them
-        with self._lock:
-            slot = self._observed.get(child)
-            if slot is None:
-                slot = self._observed[child] = [0.0] * (len(bounds) + 1)
-            slot[0] += value
-            slot[1 + bisect_left(bounds, value)] += 1
+        slot = self._observed.get(child)
+        if slot is None:  # its buckets, as Histogram.observe reads them
+            slot = self._observed[child] = [0.0] * (len(child._upper_bounds) + 1)
+        slot[0] += value
+        slot[1 + bisect_left(child._upper_bounds, value)] += 1
 
     def flush(self) -> None:
-        with self._lock:
-            counts, self._counts = self._counts, defaultdict(float)
-            observed, self._observed = self._observed, {}
+        counts, self._counts = self._counts, defaultdict(float)
+        observed, self._observed = self._observed, {}
         for child, amount in counts.items():
             child.inc(amount)
         for child, (total, *buckets) in observed.items():
@@ -70,6 +71,16 @@ def _add_observations(child: Any, total: float, buckets: list[float]) -> None:
     for value, count in zip(child._buckets, buckets, strict=True):
         if count:
             value.inc(count)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """What a Check of one ruleset version, stage and outcome counts into."""
+
+    decisions: Any
+    seconds: Any
+    over_budget: Any
+    budget_s: float
 
 
 class Metrics:
@@ -164,10 +175,19 @@ class Metrics:
         self.requests = Counter(
             "palisade_grpc_requests", "gRPC calls answered, by status code", ["method", "code"], registry=r
         )
+        self.http_errors = Counter(
+            "palisade_http_errors",
+            "Requests an HTTP front door could not check, by the HTTP status it answered",
+            ["front_door", "code"],
+            registry=r,
+        )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}  # (metric, label values): its child
+        self._rows: dict[tuple[str, str, Stage, Outcome], _Row] = {}  # a Check's children, by its kind
+        self._flushing = threading.Lock()  # the tally is counted and flushed by one thread at a time
         self._budgets: dict[tuple[str, str], float] = {}
         self._served: set[tuple[str, str, str]] = set()
         self._down_since: float | None = None
+        self._queued: int | None = None  # the audit queue's depth last reported, until flushed
         self._flusher.start()
 
     def _flush_every(self, seconds: float) -> None:
@@ -177,10 +197,14 @@ class Metrics:
     def flush(self) -> None:
         """Count the events handed over, then write the totals (``Tally.flush``)."""
         events = self._events
-        while events:
-            count, args = events.popleft()
-            count(*args)
-        self.tally.flush()
+        with self._flushing:
+            while events:
+                count, args = events.popleft()
+                count(*args)
+            self.tally.flush()
+            queued, self._queued = self._queued, None
+        if queued is not None:
+            self.audit_queue.set(queued)
 
     def close(self) -> None:
         """Stop the flushing thread, and flush what is counted."""
@@ -202,17 +226,32 @@ class Metrics:
 
     def _checked(self, stage: Stage, evaluated: Decision, decision: Decision, seconds: float) -> None:
         """Count one Check: its decision, matches and detectors, and its time against the budget."""
-        name, version, child, tally = decision.ruleset, decision.version, self._child, self.tally
-        tally.inc(child(self.decisions, name, version, stage.value, decision.outcome.label))
-        tally.observe(child(self.check_seconds, name, stage.value), seconds)
-        if seconds > self._budgets.get((name, version), float("inf")):
-            tally.inc(child(self.over_budget, name))
+        name, tally, rows = decision.ruleset, self.tally, self._rows
+        key = (name, decision.version, stage, decision.outcome)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = self._row(*key)
+        tally.inc(row.decisions)
+        tally.observe(row.seconds, seconds)
+        if seconds > row.budget_s:
+            tally.inc(row.over_budget)
         for match in decision.matches:
-            tally.inc(child(self.matches, name, match.rule))
+            tally.inc(self._child(self.matches, name, match.rule))
         if decision.errors and any(e.code == UNRECORDED_CODE for e in decision.errors):
-            tally.inc(child(self.unrecorded, name))
+            tally.inc(self._child(self.unrecorded, name))
         if evaluated.detectors:
             self._detectors(evaluated)
+
+    def _row(self, name: str, version: str, stage: Stage, outcome: Outcome) -> _Row:
+        """The children a Check of this kind counts into, and its ruleset's budget (read now: a reload
+        empties the rows after it changes the budgets)."""
+        child = self._child
+        return _Row(
+            child(self.decisions, name, version, stage.value, outcome.label),
+            child(self.check_seconds, name, stage.value),
+            child(self.over_budget, name),
+            self._budgets.get((name, version), float("inf")),
+        )
 
     def _detectors(self, evaluated: Decision) -> None:
         timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE} if evaluated.errors else ()
@@ -241,6 +280,7 @@ class Metrics:
         for graph in graphs:
             self._zeroes(graph)
         self._budgets = {(g.name, g.version): g.budget_p95_us / 1e6 for g in graphs if g.budget_p95_us}
+        self._rows = {}  # after the budgets: a row made from here on reads the new ones
         for (name, version), budget in self._budgets.items():
             self.budget.labels(name, version).set(budget)
 
@@ -256,9 +296,13 @@ class Metrics:
             self.detector_seconds.labels(graph.name, kind)
 
     def audit_committed(self, records: int, seconds: float, queued: int) -> None:
-        self.audit_records.inc(records)
-        self.audit_commit_seconds.observe(seconds)
-        self.audit_queue.set(queued)
+        """Count an audit transaction (on the flushing thread: the audit writer only hands it over)."""
+        self._events.append((self._committed, (records, seconds, queued)))
+
+    def _committed(self, records: int, seconds: float, queued: int) -> None:
+        self.tally.inc(self.audit_records, records)
+        self.tally.observe(self.audit_commit_seconds, seconds)
+        self._queued = queued
 
     def serving(self, ok: bool) -> None:
         """Count NOT_SERVING periods and their length."""
@@ -277,36 +321,49 @@ class Metrics:
     def answered(self, method: str, code: str) -> None:
         self._events.append((self._count, (self.requests, method, code)))
 
+    def http_error(self, front_door: str, status: int) -> None:
+        self._events.append((self._count, (self.http_errors, front_door, str(status))))
+
     def _count(self, metric: Any, *labels: str) -> None:
         self.tally.inc(self._child(metric, *labels))
 
 
 class PendingApprovals:
-    """A collector of the approvals pending now, by queue, read from the data directory's store when
-    scraped (they are the store's, shared by every worker, not any one process's count)."""
+    """A collector of the approvals pending now, by queue, read when scraped from the approval store
+    that ``config``'s workers share (the data directory's, or PostgreSQL's with ``[store] url``):
+    they are the store's, not any one process's count. The store is opened at the first scrape."""
 
-    def __init__(self, data_dir: str) -> None:
-        self.data_dir = data_dir
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self._store: ApprovalStore | None = None
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("palisade_approvals_pending", "Approvals pending now", labels=["queue"])
-        try:
-            store = ApprovalStore.open(self.data_dir)
-        except ApprovalUnavailable:  # no store yet, or unreadable: say nothing rather than zero
+        try:  # no store yet, or unreadable: say nothing rather than zero
+            with self._lock:
+                if self._store is None:
+                    self._store = open_approval_store(self.config)
+                pending = self._store.pending_by_queue(int(time.time() * 1e6))
+        except ApprovalUnavailable as exc:
+            log.warning("metrics: approvals pending not read: %s", exc)
             return
-        try:
-            for queue, count in store.pending_by_queue(int(time.time() * 1e6)).items():
-                family.add_metric([queue], count)
-        finally:
-            store.close()
+        for queue, count in pending.items():
+            family.add_metric([queue], count)
         yield family
 
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
-def exposition_registry(directory: Path, data_dir: str) -> CollectorRegistry:
+
+def exposition_registry(directory: Path, pending: PendingApprovals) -> CollectorRegistry:
     """What /metrics serves: every worker's metrics from ``directory``, and the pending approvals."""
     registry = CollectorRegistry(auto_describe=False)
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    registry.register(PendingApprovals(data_dir))
+    registry.register(pending)
     return registry
 
 

@@ -82,7 +82,9 @@ def _allowed_values() -> dict[str, set[str]]:
         "method": methods,
         "code": {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND"}
         | {"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED"}
-        | {"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"},
+        | {"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+        | {"400", "404", "413", "500", "502"},  # what an HTTP front door answers a request it cannot check
+        "front_door": {"envoy", "litellm"},
     }
 
 
