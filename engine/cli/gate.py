@@ -35,12 +35,12 @@ from dsl.compiler import compile_file
 from dsl.diagnostics import CompileError
 from dsl.ir import Graph
 from dsl.types import Outcome
+from engine.approvals.release import GATE_SUFFIX
 from engine.cli.policytest import _EXPECTATION_KEYS, TEST_SETTINGS, TEST_SUFFIX
 from engine.cli.score import parse_label, rows
 from engine.runtime.evaluator import Evaluator
 from engine.runtime.request import Request, RequestError, request_from_dict
 
-GATE_SUFFIX = ".gate.toml"
 TRAFFIC_SUFFIX = ".traffic.jsonl"
 MAX_ATTACKS_THROUGH = 0.002
 MIN_BENIGN_ALLOW = 0.95
