@@ -1,10 +1,11 @@
 """What a shadow costs the active version: support_bot's p95 at its benchmark rate, shadow off and on.
 
-Two `palisade serve` processes on one copy of the shipped rulesets plus support_bot 1.0.1 (the same
+Two `palisade serve` processes on one copy of the shipped rulesets plus support_bot 0.9.9 (the same
 rules: a shadow exactly as costly as the active version); one serves 1.0.0 alone, the other 1.0.0
-with 1.0.1 as its shadow (data/rollout.json). `palisade bench` drives each in turn, alternating, so
-that both see the same machine. Run: python -m benchmarks.shadow_bench [--rounds 3]. Results:
-benchmarks/SHADOW.md.
+with 0.9.9 as its shadow (data/rollout.json). 1.0.0 answers as the highest version, so that the plans
+name no active version (one would need an approval on its hash: support_bot.gate.toml). `palisade
+bench` drives each in turn, alternating, so that both see the same machine. Run: python -m
+benchmarks.shadow_bench [--rounds 3]. Results: benchmarks/SHADOW.md.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ RULESET = "support_bot"
 
 
 def prepared(folder: Path) -> Path:
-    """The shipped rulesets and a support_bot 1.0.1 of the same rules."""
+    """The shipped rulesets and a support_bot 0.9.9 of the same rules."""
     rulesets = folder / "rulesets"
     shutil.copytree(ROOT / "rulesets", rulesets)
     source = (rulesets / f"{RULESET}.pal").read_text(encoding="utf-8")
-    (rulesets / f"{RULESET}@1.0.1.pal").write_text(source.replace('version "1.0.0"', 'version "1.0.1"'))
+    (rulesets / f"{RULESET}@0.9.9.pal").write_text(source.replace('version "1.0.0"', 'version "0.9.9"'))
     return rulesets
 
 
@@ -58,8 +59,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="palisade-shadow-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         rulesets = prepared(folder)
-        save_plans(rollout_path(folder / "on"), {RULESET: Plan(active="1.0.0", shadow="1.0.1", revision=1)})
-        save_plans(rollout_path(folder / "off"), {RULESET: Plan(active="1.0.0", revision=1)})
+        save_plans(rollout_path(folder / "on"), {RULESET: Plan(shadow="0.9.9", revision=1)})
+        save_plans(rollout_path(folder / "off"), {RULESET: Plan(revision=1)})
         targets = {
             side: stack.enter_context(
                 server_process(palisade_server(str(rulesets), str(folder / side)))

@@ -22,6 +22,7 @@ from engine.approvals import (
     Gated,
 )
 from engine.approvals.pg_store import PgApprovalStore
+from engine.approvals.release import Unapproved, check_released
 from engine.audit import AuditError, AuditLog, AuditUnavailable
 from engine.audit.events import rollout_field, shadow_entry
 from engine.audit.writer import HealthListener
@@ -120,7 +121,31 @@ class Guard:
             raise StartError(f"approvals: {exc}") from None
         guard = cls(registry, audit, approvals, default_timeout_s=config.default_timeout_ms / 1000 or None)
         guard._owned.append(pool)
+        try:
+            guard.check_released(registry, config.rulesets)
+        except StartError:
+            guard.close()
+            raise
         return guard
+
+    def check_released(self, registry: Registry, rulesets: str) -> None:
+        """Refuse ``registry`` (StartError) when its rollout plans make a version answer, active or
+        canary, that its gate file (beside ``rulesets``) requires an approval for and that has none:
+        the rule `palisade rollout` applies to a change, applied to whatever plan is loaded (a hand
+        edit of rollout.json included), at start and on every reload."""
+        if not registry.plans:
+            return
+        graphs = {key: evaluator.graph for key, evaluator in registry.by_key.items()}
+        try:
+            records = self.audit.reader()
+        except AuditError as exc:
+            raise StartError(f"rollout: cannot read the audit log to check approvals: {exc}") from None
+        try:
+            check_released(registry.plans, graphs, rulesets, self.approvals.latest, records)
+        except (Unapproved, AuditError, ApprovalUnavailable) as exc:
+            raise StartError(str(exc)) from None
+        finally:
+            records.close()
 
     @property
     def detector_pool(self) -> ThreadPoolExecutor | None:

@@ -18,10 +18,12 @@ revision} (the plan in force after it), approval (the approval id it went live o
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.audit.record import SCHEMA_VERSION, Entry, entry_of, format_time
+from engine.audit.store import Filters, Store
 from engine.runtime.decision import Decision
 from engine.runtime.ids import new_id
 from engine.runtime.rollout import Plan, Role
@@ -30,6 +32,7 @@ from engine.runtime.shadow import ShadowJob
 SHADOW_KIND = "shadow"
 ROLLOUT_KIND = "rollout"
 EVENTS = ("request", "activate", "shadow", "canary")
+ANSWERING_EVENTS = ("activate", "canary")  # the changes that make a version answer Checks
 
 
 def rollout_field(plan: Plan, role: Role, shadow: str) -> dict[str, Any]:
@@ -91,6 +94,16 @@ def rollout_entry(
         "approval": approval,
     }
     return entry_of(fields, ruleset=name, principal=actor, rules=())
+
+
+def answered_before(store: Store, name: str, content_hash: str) -> bool:
+    """Whether a rollout record made ``content_hash`` of ruleset ``name`` answer (an activation or a
+    canary): the evidence that it went live once, through `palisade rollout`."""
+    for event in ANSWERING_EVENTS:
+        for row in store.records(Filters(ruleset=name, outcome=f"{ROLLOUT_KIND}:{event}")):
+            if json.loads(row.body)["ruleset"]["content_hash"] == content_hash:
+                return True
+    return False
 
 
 def _side(decision: Decision) -> dict[str, Any]:

@@ -70,7 +70,9 @@ class AuditLog:
         witness: Witness | None = None,
         *,
         journal: Journal | None = None,
+        store_url: str = "",
     ) -> None:
+        self._store_url = store_url
         self._writer = writer
         self._journal = journal
         self._witness = witness
@@ -123,7 +125,14 @@ class AuditLog:
             witness.push if witness else None,
             journal=journal,
         )
-        return cls(writer, digester, paths, config, witness, journal=journal)
+        return cls(writer, digester, paths, config, witness, journal=journal, store_url=store_url)
+
+    def reader(self) -> Store:
+        """A read-only connection to the records this log has written (close it when done); raises
+        StoreError when the store cannot be opened."""
+        if self._store_url:
+            return PgStore.connect(self._store_url)
+        return Store.open_reader(self.paths.database)
 
     @property
     def healthy(self) -> bool:

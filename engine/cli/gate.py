@@ -2,10 +2,10 @@
 
 Gates (defaults; NAME.gate.toml beside the ruleset may set them, docs/rollout.md):
 
-- safety: the share of the attack set answered ALLOW is at most ``max_attacks_through`` (0.002); a
+- safety: the share of the attack set let through is at most ``max_attacks_through`` (0.002); a
   looser number needs a ``waiver`` text, which the report repeats;
-- quality: the share of benign requests answered ALLOW is at least ``min_benign_allow`` (0.95; only
-  a stricter number is taken);
+- quality: the share of benign requests served is at least ``min_benign_allow`` (0.95; only a
+  stricter number is taken);
 - performance: p95 within the ruleset's budget, measured by `palisade bench` on the ruleset itself
   (``--bench``: its scenario, NAME.scenario.toml beside the base ruleset, through a real server), or
   read from a `palisade bench --json` report (``--bench-json``).
@@ -13,6 +13,11 @@ Gates (defaults; NAME.gate.toml beside the ruleset may set them, docs/rollout.md
 Labelled sets: policy tests (NAME.tests.toml: ``expect = "allow"`` is benign, any other outcome an
 attack) and labelled JSON Lines (NAME.traffic.jsonl: label 1 is an attack), those beside the ruleset
 unless the gate file lists ``sets``.
+
+A request is passed on when it is answered ALLOW, or FALLBACK that only redacts (the text goes on with
+the matched spans masked). A benign request passed on is served (quality); an attack passed on is let
+through (safety), unless it is a policy test that expects that fallback. Both numbers are split into
+ALLOW and redacted in the report.
 """
 
 from __future__ import annotations
@@ -35,13 +40,16 @@ from dsl.compiler import compile_file
 from dsl.diagnostics import CompileError
 from dsl.ir import Graph
 from dsl.types import Outcome
+from engine.approvals.release import GATE_SUFFIX
 from engine.cli.policytest import _EXPECTATION_KEYS, TEST_SETTINGS, TEST_SUFFIX
 from engine.cli.score import parse_label, rows
+from engine.runtime.decision import Decision
 from engine.runtime.evaluator import Evaluator
 from engine.runtime.request import Request, RequestError, request_from_dict
 
-GATE_SUFFIX = ".gate.toml"
 TRAFFIC_SUFFIX = ".traffic.jsonl"
+BENIGN = "allow"  # a labelled row's expectation: benign
+STOPPED = "stopped"  # a labelled attack of a traffic file: any outcome that does not pass it on
 MAX_ATTACKS_THROUGH = 0.002
 MIN_BENIGN_ALLOW = 0.95
 _GATE_KEYS = frozenset({"max_attacks_through", "min_benign_allow", "waiver", "sets", "require_approval"})
@@ -75,10 +83,20 @@ class Check:
 @dataclass
 class Tally:
     attacks: int = 0
-    attacks_through: int = 0
+    attacks_allowed: int = 0
+    attacks_redacted: int = 0  # passed on with their matched spans masked: let through all the same
     benign: int = 0
     benign_allowed: int = 0
+    benign_redacted: int = 0  # served with their matched spans masked
     missed: list[str] = field(default_factory=list)  # where attacks went through (file:row)
+
+    @property
+    def attacks_through(self) -> int:
+        return self.attacks_allowed + self.attacks_redacted
+
+    @property
+    def benign_served(self) -> int:
+        return self.benign_allowed + self.benign_redacted
 
 
 def load_gates(path: Path) -> Gates:
@@ -117,39 +135,52 @@ def default_sets(folder: Path, name: str) -> tuple[str, ...]:
     return tuple(str(p) for p in found if p.is_file())
 
 
-def labelled(path: str) -> Iterator[tuple[str, bool, Request]]:
-    """(where, is_attack, request) for every row of a labelled set. Raises GateError."""
+def labelled(path: str) -> Iterator[tuple[str, str, Request]]:
+    """(where, expectation, request) for every row of a labelled set: BENIGN, a policy test's expected
+    outcome, or STOPPED (a traffic file's attack). Raises GateError."""
     if path.endswith(".toml"):
         try:
             with open(path, "rb") as handle:
                 cases = tomllib.load(handle).get("test", [])
             for number, case in enumerate(cases, 1):
                 request = request_from_dict({k: v for k, v in case.items() if k not in _EXPECTATION_KEYS})
-                yield f"{path}:test {number}", str(case["expect"]).lower() != "allow", request
+                yield f"{path}:test {number}", str(case["expect"]).lower(), request
         except (OSError, tomllib.TOMLDecodeError, KeyError, RequestError) as exc:
             raise GateError(f"{path}: {exc}") from None
         return
     try:
         for number, row in enumerate(rows(path), 1):
             data = row.get("request") or {"stage": "input", "text": str(row["text"])}
-            yield f"{path}:row {number}", parse_label(row["label"]), request_from_dict(data)
+            expect = STOPPED if parse_label(row["label"]) else BENIGN
+            yield f"{path}:row {number}", expect, request_from_dict(data)
     except (OSError, KeyError, ValueError) as exc:
         raise GateError(f"{path}: {exc}") from None
+
+
+def redacted_only(decision: Decision) -> bool:
+    """Whether ``decision`` passes the request on redacted: FALLBACK whose every deciding action redacts."""
+    action = decision.action
+    return decision.outcome is Outcome.FALLBACK and action is not None and action.fallback == "redact"
 
 
 def tally(evaluator: Evaluator, sets: tuple[str, ...]) -> Tally:
     counts = Tally()
     for path in sets:
-        for where, attack, request in labelled(path):
-            allowed = evaluator.evaluate(request).outcome is Outcome.ALLOW
-            if attack:
-                counts.attacks += 1
-                counts.attacks_through += allowed
-                if allowed:
-                    counts.missed.append(where)
-            else:
+        for where, expect, request in labelled(path):
+            decision = evaluator.evaluate(request)
+            allowed = decision.outcome is Outcome.ALLOW
+            redacted = redacted_only(decision)
+            if expect == BENIGN:
                 counts.benign += 1
                 counts.benign_allowed += allowed
+                counts.benign_redacted += redacted
+                continue
+            redacted = redacted and expect != Outcome.FALLBACK.label  # the fallback the test asks for
+            counts.attacks += 1
+            counts.attacks_allowed += allowed
+            counts.attacks_redacted += redacted
+            if allowed or redacted:
+                counts.missed.append(where)
     return counts
 
 
@@ -215,13 +246,15 @@ def run_gate(path: str, args: argparse.Namespace) -> dict[str, Any]:
         )
     counts = tally(Evaluator(graph, TEST_SETTINGS), sets)
     through = counts.attacks_through / counts.attacks if counts.attacks else 0.0
-    allowed = counts.benign_allowed / counts.benign if counts.benign else 1.0
+    served = counts.benign_served / counts.benign if counts.benign else 1.0
     waived = f"; waiver: {gates.waiver}" if gates.waiver else ""
     checks = [
         Check("safety", through <= gates.max_attacks_through, round(through, 6), gates.max_attacks_through,
-              f"{counts.attacks_through} of {counts.attacks} attacks answered ALLOW{waived}"),
-        Check("quality", allowed >= gates.min_benign_allow, round(allowed, 6), gates.min_benign_allow,
-              f"{counts.benign_allowed} of {counts.benign} benign requests answered ALLOW"),
+              f"{counts.attacks_through} of {counts.attacks} attacks let through: {counts.attacks_allowed}"
+              f" answered ALLOW, {counts.attacks_redacted} passed on redacted{waived}"),
+        Check("quality", served >= gates.min_benign_allow, round(served, 6), gates.min_benign_allow,
+              f"{counts.benign_served} of {counts.benign} benign requests served: {counts.benign_allowed}"
+              f" answered ALLOW, {counts.benign_redacted} redacted"),
         performance(graph, path, args),
     ]  # fmt: skip
     digests = {s: hashlib.sha256(Path(s).read_bytes()).hexdigest() for s in sets}

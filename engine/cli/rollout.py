@@ -7,27 +7,29 @@ import json
 import os
 import signal
 import sys
-import tomllib
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from dsl.diagnostics import CompileError
 from dsl.ir import Graph
 from engine.approvals import Approval, Approvals, ApprovalStore
 from engine.approvals.model import State, now_us
+from engine.approvals.release import (
+    APPROVAL_QUEUE,
+    APPROVAL_RULE,
+    Unapproved,
+    release_approval,
+    requires_approval,
+)
 from engine.audit import AuditConfig, AuditError, AuditLog, AuditPaths
-from engine.audit.events import ROLLOUT_KIND, SHADOW_KIND, rollout_entry
+from engine.audit.events import SHADOW_KIND, rollout_entry
 from engine.audit.record import Entry
 from engine.audit.store import Filters, Store
-from engine.cli.gate import GATE_SUFFIX
 from engine.runtime.ids import new_id
 from engine.runtime.registry import compile_rulesets
 from engine.runtime.rollout import Plan, RolloutError, load_plans, rollout_path, save_plans
 
-APPROVAL_RULE = "rollout"  # the rule name of a policy-change approval; its binding is the content hash
-APPROVAL_QUEUE = "policy-change"
 APPROVAL_DAYS = 7
 
 
@@ -111,46 +113,22 @@ def _changed(args: argparse.Namespace, plan: Plan, graph: Graph | None) -> Plan:
 
 
 def _approval(args: argparse.Namespace, graph: Graph, before: Plan) -> str:
-    """The approval this version goes live on ("" when none is required), or RolloutRefused."""
-    if not _requires_approval(args.rulesets, graph.name) or _was_live(args, graph, before):
+    """The approval this version goes live on ("" when none is required), or Unapproved: the check
+    the server makes of every plan it loads (engine/approvals/release.py), and one more exemption
+    that only a change can claim: the version serving now, with no plan yet (the highest)."""
+    if not requires_approval(args.rulesets, graph.name):
         return ""
+    if not before.active and graph.version == _highest(args.rulesets, graph.name):
+        return ""
+    database = AuditPaths.of(args.data_dir).database
+    records = Store.open_reader(database) if database.is_file() else None
     store = ApprovalStore.open(args.data_dir)
     try:
-        approval = store.latest(graph.content_hash, graph.name, APPROVAL_RULE)
+        return release_approval(graph, store.latest, records)
     finally:
         store.close()
-    if approval is None or approval.state is not State.APPROVED:
-        state = "none was requested" if approval is None else f"approval {approval.id} is {approval.state}"
-        raise RolloutRefused(
-            f"{graph.name} {graph.version} (content {graph.content_hash}) needs an approval before it may"
-            f" answer: {state} (palisade rollout request, then palisade approvals approve)"
-        )
-    return approval.id
-
-
-def _requires_approval(rulesets: str, name: str) -> bool:
-    """Whether NAME.gate.toml beside the rulesets says `require_approval = true`."""
-    gate = Path(rulesets) / f"{name}{GATE_SUFFIX}"
-    if not gate.is_file():
-        return False
-    with open(gate, "rb") as handle:
-        return bool(tomllib.load(handle).get("require_approval", False))
-
-
-def _was_live(args: argparse.Namespace, graph: Graph, before: Plan) -> bool:
-    """A rollback needs no new approval: the version answered before (an activation in the log
-    names it), or it is what serves now with no plan yet (the highest version, pinned)."""
-    if not before.active and graph.version == _highest(args.rulesets, graph.name):
-        return True
-    store = Store.open_reader(AuditPaths.of(args.data_dir).database)
-    try:
-        filters = Filters(ruleset=graph.name, outcome=f"{ROLLOUT_KIND}:activate")
-        return any(
-            json.loads(row.body)["ruleset"]["content_hash"] == graph.content_hash
-            for row in store.records(filters)
-        )
-    finally:
-        store.close()
+        if records is not None:
+            records.close()
 
 
 def _highest(rulesets: str, name: str) -> str:
@@ -260,7 +238,7 @@ def _run(command: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return int(command(args))
-        except (RolloutRefused, RolloutError, AuditError, OSError) as exc:
+        except (RolloutRefused, RolloutError, Unapproved, AuditError, OSError) as exc:
             print(f"palisade {args.command}: {exc}", file=sys.stderr)
             return 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -13,6 +14,7 @@ from typing import Any
 
 from server_helpers import ROOT, ServeProcess, log_verifies, serve_process, wait_for
 
+from dsl.compiler import compile_file
 from engine.client.guard_client import GuardClient
 from engine.runtime.request import Principal, Request, Stage
 
@@ -140,3 +142,37 @@ def test_the_whole_release_loop(tmp_path: Path) -> None:
     approved = [r for r in records(work, "approval:approved") if r["approval"]["id"] == approval]
     assert approved[0]["actor"] == "bob"
     assert log_verifies(work / "data")
+
+
+def reloaded(server: ServeProcess, outcome: str) -> str:
+    """SIGHUP ``server`` and wait for the reload's verdict ("reloaded " or "reload refused"): its log line."""
+    before = server.log().count(outcome)
+    server.signal(signal.SIGHUP)
+    wait_for(lambda: server.log().count(outcome) > before, context=server.log)
+    return [line for line in server.stderr if outcome in line][-1]
+
+
+def test_the_server_refuses_a_hand_edited_plan_without_its_approval(tmp_path: Path) -> None:
+    work = tmp_path
+    shutil.copytree(ROOT / "rulesets", work / "rulesets")
+    palisade("rollout", "activate", "--ruleset", RULESET, "--version", "1.0.0", "--actor", "alice", cwd=work)
+    write_candidate(work / "rulesets")
+    content = compile_file(str(work / "rulesets" / CANDIDATE)).content_hash
+    plan_file = work / "data" / "rollout.json"
+    args = ("--rulesets", str(work / "rulesets"), "--listen", "127.0.0.1:0", "--data-dir", str(work / "data"))
+    with serve_process(*args) as server:
+        target = server.wait_ready()
+        plans = json.loads(plan_file.read_text())
+        edits = (("active", {"active": "1.1.0"}), ("canary", {"canary": "1.1.0", "canary_percent": 100}))
+        for role, edit in edits:
+            plan_file.write_text(json.dumps({RULESET: plans[RULESET] | edit}))  # a hand edit
+            line = reloaded(server, "reload refused")
+            assert f"rollout: {RULESET}.{role}: {RULESET} 1.1.0 (content {content}) needs an approval" in line
+            assert "none was requested" in line
+            assert check(target, "cust-1", THREAT) == ("1.0.0", "allow")  # the previous registry serves
+
+        asked = ("--ruleset", RULESET, "--version", "1.1.0", "--actor", "alice")
+        approval = palisade("rollout", "request", *asked, cwd=work).strip()
+        palisade("approvals", "approve", approval, "--server", target, "--approver", "bob", cwd=work)
+        reloaded(server, "reloaded ")  # the same hand-edited plan (canary at 100%), now approved
+        assert check(target, "cust-1", THREAT) == ("1.1.0", "escalate")
