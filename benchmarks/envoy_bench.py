@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
 RULESETS = ROOT / "benchmarks" / "grpc_rulesets"
 EXT_PROC = "envoy.filters.http.ext_proc"
+BUFFER = "envoy.filters.http.buffer"  # holds a guarded request until Palisade has checked it
 LISTENERS = ("guarded", "direct", "fail_closed", "fail_open")  # what each Envoy listener does
 
 
@@ -70,11 +71,13 @@ class Script:
 
 
 class Upstream:
-    """Answers POST /v1/chat/completions with its ``script``, streaming when asked; keeps each body."""
+    """Answers POST /v1/chat/completions with its ``script``, streaming when asked; keeps each body,
+    and counts the requests it was sent (``started``)."""
 
     def __init__(self) -> None:
         self.script = Script()
         self.requests: list[dict[str, Any]] = []
+        self.started = 0  # requests whose headers arrived (a body may not have followed)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
@@ -91,6 +94,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
         def do_POST(self) -> None:
+            upstream.started += 1
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
             upstream.requests.append(body)
             model = str(body.get("model", ""))
@@ -182,13 +186,17 @@ class Ports:
     listeners: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in LISTENERS})
 
 
-def envoy_config(ports: Ports) -> dict[str, Any]:
-    """examples/envoy/envoy.yaml on local ports: ``guarded`` as shipped (failing closed), ``direct``
-    without the filter, and ``fail_closed`` / ``fail_open`` with Palisade down (a port nobody serves)."""
+def envoy_config(ports: Ports, palisade: EnvoyConfig) -> dict[str, Any]:
+    """examples/envoy/envoy.yaml on local ports, its filter sending the attributes ``palisade`` reads:
+    ``guarded`` as shipped (failing closed), ``direct`` without the filter, and ``fail_closed`` /
+    ``fail_open`` with Palisade down (a port nobody serves)."""
     config = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
     resources = config["static_resources"]
     shipped = resources["listeners"][0]
+    manager = shipped["filter_chains"][0]["filters"][0]["typed_config"]
+    processor = next(f for f in manager["http_filters"] if f["name"] == EXT_PROC)["typed_config"]
+    processor["request_attributes"] = palisade.request_attributes()
     resources["listeners"] = [_listener(shipped, name, port) for name, port in ports.listeners.items()]
     clusters = {c["name"]: c for c in resources["clusters"]}
     _endpoint(clusters["palisade"], ports.palisade)
@@ -210,7 +218,7 @@ def _listener(shipped: dict[str, Any], name: str, port: int) -> dict[str, Any]:
     manager["stat_prefix"] = name
     filters = manager["http_filters"]
     if name == "direct":
-        manager["http_filters"] = [f for f in filters if f["name"] != EXT_PROC]
+        manager["http_filters"] = [f for f in filters if f["name"] not in (EXT_PROC, BUFFER)]
     elif name.startswith("fail_"):
         processor = next(f for f in filters if f["name"] == EXT_PROC)["typed_config"]
         processor["grpc_service"]["envoy_grpc"]["cluster_name"] = "palisade_down"
@@ -233,10 +241,13 @@ def envoy_binary() -> str:
 
 
 @contextmanager
-def running_envoy(ports: Ports, workdir: Path, concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Envoy on ``ports``, ready (its admin says LIVE) when this yields; stopped after."""
+def running_envoy(
+    ports: Ports, palisade: EnvoyConfig, workdir: Path, concurrency: int = 1
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Envoy on ``ports`` for ``palisade``, ready (its admin says LIVE) when this yields; stopped
+    after."""
     config = workdir / "envoy.yaml"
-    config.write_text(yaml.safe_dump(envoy_config(ports)), encoding="utf-8")
+    config.write_text(yaml.safe_dump(envoy_config(ports, palisade)), encoding="utf-8")
     log = (workdir / "envoy.log").open("wb")
     command = [envoy_binary(), "-c", str(config), "--concurrency", str(concurrency), "--disable-hot-restart"]
     process = subprocess.Popen([*command, "-l", "warning"], stdout=log, stderr=subprocess.STDOUT)
@@ -276,11 +287,14 @@ def running_palisade(serve: ServeConfig, envoy: EnvoyConfig) -> Iterator[tuple[G
 # The benchmark.
 
 
+def _bench_config(port: int) -> EnvoyConfig:
+    return EnvoyConfig(enabled=True, listen=f"127.0.0.1:{port}", ruleset="grpc_bench")
+
+
 def _palisade_process(data_dir: str, port: int, durability: str, ready: Any, stop: Any) -> None:
     audit = AuditConfig.model_validate({"durability": durability})
     serve = ServeConfig(rulesets=str(RULESETS), data_dir=data_dir, audit=audit)
-    envoy = EnvoyConfig(enabled=True, listen=f"127.0.0.1:{port}", ruleset="grpc_bench")
-    with running_palisade(serve, envoy):
+    with running_palisade(serve, _bench_config(port)):
         ready.set()
         stop.wait()
 
@@ -421,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ready.wait(120)
             ports = Ports(palisade=palisade_port, upstream=port_out.get(timeout=30))
-            with running_envoy(ports, Path(tmp)):
+            with running_envoy(ports, _bench_config(palisade_port), Path(tmp)):
                 results = _run(ports, args)
         finally:
             stop.set()

@@ -13,7 +13,7 @@ from dsl.types import Outcome, Stage
 from engine.config import Limits
 from engine.envoy import wire
 from engine.envoy.checks import Answer, Asked, Caller, Checks, Verdict, refusal, verdict
-from engine.envoy.config import EnvoyConfig
+from engine.envoy.config import TRACE_HEADERS, EnvoyConfig
 from engine.envoy.openai import (
     BodyError,
     Chat,
@@ -36,7 +36,9 @@ from engine.runtime.request import Principal
 log = logging.getLogger("palisade.envoy")
 JSON = "application/json"
 SSE = "text/event-stream"
-TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: the exchange's Checks join the trace
+# removed from a guarded request, so that upstreams answer bodies Palisade can read (a route that skips
+# the request headers message removes it itself: request_headers_to_remove)
+UNREAD = ("accept-encoding",)
 Ask = tuple[Stage, list[Slot], ToolUse | None]
 
 
@@ -59,7 +61,10 @@ class ExternalProcessor:
 class Exchange:
     """One HTTP exchange: its request headers say who asks and which ruleset applies; its request
     body is checked whole (BUFFERED); its response is checked whole (JSON, BUFFERED) or as it
-    streams (SSE, STREAMED), the mode chosen on the response headers."""
+    streams (SSE, STREAMED), the mode chosen on the response headers.
+
+    A route may skip the request headers message (one round trip less): its request body then
+    carries the headers Palisade reads as attributes (``EnvoyConfig.request_attributes``)."""
 
     def __init__(self, guard: Guard, config: EnvoyConfig, limits: Limits) -> None:
         self.guard = guard
@@ -68,6 +73,7 @@ class Exchange:
         self.checks: Checks | None = None
         self.chat: Chat | None = None
         self.stream: StreamGuard | None = None
+        self.passing = False  # not guarded, and `other_paths = "allow"`: every part goes on unchecked
         self._handlers: dict[str, Callable[[Any], Any]] = {
             "request_headers": self._request_headers,
             "request_body": self._request_body,
@@ -93,15 +99,22 @@ class Exchange:
             return self._fail(part, Answer(500, error_body(message, "server_error", "internal_error")))
 
     def _request_headers(self, request: Any) -> Any:
-        headers = wire.headers_of(request)
+        opened = self._open("request_headers", wire.headers_of(request), wire.route_name(request))
+        return wire.proceed("request_headers", remove=UNREAD) if opened is None else opened
+
+    def _open(self, part: str, headers: dict[str, str], route: str) -> Any | None:
+        """Start the exchange from its request's headers: None when it is guarded (its Checks are
+        ready), else the answer to ``part`` (passed unchecked, or refused)."""
         path = headers.get(":path", "").partition("?")[0]
         if headers.get(":method") == "POST" and path in self.config.chat_paths:
-            self.checks = Checks(self.guard, self.limits, self._caller(headers, wire.route_name(request)))
-            return wire.proceed("request_headers", remove=("accept-encoding",))  # bodies Palisade can read
+            self.checks = Checks(self.guard, self.limits, self._caller(headers, route))
+            return None
         if self.config.other_paths == "allow":
-            return wire.proceed("request_headers", skip_bodies=True)
+            self.passing = True
+            return wire.proceed(part, skip_bodies=part == "request_headers")
         guarded = ", ".join(self.config.chat_paths)
-        message = f"this gateway passes only POST {guarded}; {headers.get(':method')} {path} is refused"
+        method = headers.get(":method", "(no request.method attribute)")
+        message = f"this gateway passes only POST {guarded}; {method} {path} is refused"
         return _immediate(Answer(403, error_body(message, "invalid_request_error", "not_guarded")))
 
     def _caller(self, headers: dict[str, str], route: str) -> Caller:
@@ -119,6 +132,12 @@ class Exchange:
         return Caller(ruleset, principal, metadata, headers.get("x-request-id", ""), approval_id, trace)
 
     def _request_body(self, request: Any) -> Any:
+        if self.checks is None and not self.passing:  # the route skips the request headers message
+            opened = self._open("request_body", wire.attribute_headers(request), wire.route_name(request))
+            if opened is not None:
+                return opened
+        if self.passing:
+            return wire.proceed("request_body")
         raw, _ = wire.body_of(request)
         if len(raw) > self.config.max_body_bytes:
             message = f"the request body is {len(raw)} bytes, over the limit of {self.config.max_body_bytes}"
@@ -147,6 +166,11 @@ class Exchange:
         return done
 
     def _response_headers(self, request: Any) -> Any:
+        if self.passing:
+            return wire.proceed("response_headers", response_body_mode=wire.NONE)
+        if self.checks is None:  # a route that skips the request headers, and a request without a body
+            message = "a chat completions request without a body"
+            return _immediate(Answer(400, error_body(message, "invalid_request_error", "invalid_body")))
         headers = wire.headers_of(request)
         kind = headers.get("content-type", "").partition(";")[0].strip().lower()
         if headers.get(":status") != "200":  # the upstream's own errors pass as they are
@@ -169,6 +193,8 @@ class Exchange:
         return wire.proceed("response_headers", response_body_mode=wire.BUFFERED)
 
     def _response_body(self, request: Any) -> Any:
+        if self.passing:
+            return wire.proceed("response_body")
         raw, end = wire.body_of(request)
         if self.stream is not None:
             out = self.stream.feed(raw, end)

@@ -1,9 +1,10 @@
-"""Helpers of the Envoy tests: the audit records, raw HTTP calls, and the error body a client got."""
+"""Helpers of the Envoy tests: audit records, raw HTTP calls, the error a client got, Envoy's counters."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,11 @@ def post(port: int, path: str, body: bytes, method: str = "POST") -> tuple[int, 
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
     finally:
         conn.close()
+
+
+def messages_sent(admin: int, listener: str) -> int:
+    """How many ext_proc messages Envoy's ``listener`` has sent to Palisade (its admin's counter)."""
+    name = f"http.{listener}.ext_proc.stream_msgs_sent"
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=^{name}$", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return int(text.split(":")[1]) if text.startswith(name) else 0
