@@ -32,7 +32,8 @@ class EnvoyConfig(BaseModel):
     input_roles: tuple[str, ...] = ("user",)  # messages checked at `input` (tool messages: tool_result)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # a larger body is refused (413)
     # streaming: text is held back until this many characters follow it, so that any match of up
-    # to this length is checked before a character of it leaves (at most twice this is held)
+    # to this length is checked before a character of it leaves (at most twice this, plus one
+    # event, is held; the first text leaves once this many characters follow it)
     stream_hold_chars: int = Field(default=64, ge=1, le=65_536)
     threads: int = Field(default=256, ge=1, le=4096)  # exchanges in flight (each holds a thread)
 

@@ -12,10 +12,12 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from benchmarks.envoy_bench import EXAMPLE
 from engine.config import Limits
 from engine.envoy import wire
+from engine.envoy.checks import Caller, Checks
 from engine.envoy.config import EnvoyConfig
 from engine.envoy.openai import BodyError, parse_request, split_redacted
 from engine.envoy.processor import Exchange
-from engine.envoy.sse import Reassembler, StreamError
+from engine.envoy.sse import Reassembler, StreamError, event
+from engine.envoy.stream import StreamGuard
 from engine.guard import Guard
 
 EVENTS = b'data: {"a": 1}\n\n: keep-alive\n\ndata: {"b":\ndata: 2}\r\n\r\ndata: [DONE]\n\n'
@@ -142,3 +144,26 @@ def test_other_paths_pass_unchecked_only_when_allowed(guard: Guard) -> None:
     assert allowed.mode_override.response_header_mode == allowed.mode_override.SKIP
     refused = Exchange(guard, EnvoyConfig(ruleset="gateway"), Limits()).answer(first)
     assert refused.immediate_response.status.code == 403
+
+
+def _text_event(text: str) -> bytes:
+    return event({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+
+
+def test_the_first_text_of_a_stream_leaves_once_the_window_follows_it(guard: Guard) -> None:
+    """Not once twice the window waits: the first text a client sees waits for ``hold`` characters."""
+    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 8, 4096, lambda found: b"")
+    assert stream.feed(_text_event("Hello"), False) == b""
+    assert stream.feed(_text_event(" there,"), False) == b""  # 7 characters after it: held
+    assert stream.feed(_text_event("wo"), False) == _text_event("Hello")  # 9: it leaves
+    assert stream.feed(_text_event("rld"), False) == b""  # then a Check once 16 wait
+    rest = stream.feed(b"data: [DONE]\n\n", True)
+    assert rest == b"".join(_text_event(t) for t in (" there,", "wo", "rld")) + b"data: [DONE]\n\n"
+
+
+def test_a_match_across_the_first_window_is_caught(guard: Guard) -> None:
+    stopped = b"data: stopped\n\n"
+    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 16, 4096, lambda found: stopped)
+    sent = stream.feed(_text_event("Here: LAUNCH"), False) + stream.feed(_text_event("-CODE-"), False)
+    sent += stream.feed(_text_event("42 and the rest of it"), False)
+    assert b"LAUNCH" not in sent and sent.endswith(stopped + b"data: [DONE]\n\n")
