@@ -45,7 +45,8 @@ Ask = tuple[Stage, list[Slot], ToolUse | None]
 class ExternalProcessor:
     """Thin: decisions, approvals and audit records are Guard's; this adapts Envoy's ext_proc to it.
 
-    One ``Process`` stream is one HTTP exchange; each of its messages gets exactly one answer."""
+    One ``Process`` stream is one HTTP exchange; each of its messages gets one answer, but for the
+    chunks of a streamed answer (FULL_DUPLEX_STREAMED): those are answered when text may leave."""
 
     def __init__(self, guard: Guard, config: EnvoyConfig, limits: Limits) -> None:
         self.guard = guard
@@ -55,13 +56,16 @@ class ExternalProcessor:
     def Process(self, requests: Iterable[Any], context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
         exchange = Exchange(self.guard, self.config, self.limits)
         for request in requests:
-            yield exchange.answer(request)
+            answer = exchange.answer(request)
+            if answer is not None:
+                yield answer
 
 
 class Exchange:
     """One HTTP exchange: its request headers say who asks and which ruleset applies; its request
     body is checked whole (BUFFERED); its response is checked whole (JSON, BUFFERED) or as it
-    streams (SSE, STREAMED), the mode chosen on the response headers.
+    streams (SSE, FULL_DUPLEX_STREAMED: Envoy sends each chunk without waiting for an answer, and
+    the client gets what Palisade sends back, when it does), the mode chosen on the response headers.
 
     A route may skip the request headers message (one round trip less): its request body then
     carries the headers Palisade reads as attributes (``EnvoyConfig.request_attributes``)."""
@@ -73,6 +77,7 @@ class Exchange:
         self.checks: Checks | None = None
         self.chat: Chat | None = None
         self.stream: StreamGuard | None = None
+        self.ended = False  # the streamed answer's last bytes were sent: the rest of the upstream's goes
         self.passing = False  # not guarded, and `other_paths = "allow"`: every part goes on unchecked
         self._handlers: dict[str, Callable[[Any], Any]] = {
             "request_headers": self._request_headers,
@@ -81,8 +86,9 @@ class Exchange:
             "response_body": self._response_body,
         }
 
-    def answer(self, request: Any) -> Any:
-        """The one answer Envoy needs to ``request``; never raises."""
+    def answer(self, request: Any) -> Any | None:
+        """The one answer Envoy needs to ``request`` (None: a chunk of a streamed answer that needs
+        none now); never raises."""
         part = wire.kind(request)
         handler = self._handlers.get(part)
         if handler is None:  # trailers, which go on as they are
@@ -188,17 +194,16 @@ class Exchange:
                 self._checks(), self.config.stream_hold_chars, self.config.max_body_bytes, stop
             )
             return wire.proceed(
-                "response_headers", remove=("content-length",), response_body_mode=wire.STREAMED
+                "response_headers", remove=("content-length",), response_body_mode=wire.FULL_DUPLEX
             )
         return wire.proceed("response_headers", response_body_mode=wire.BUFFERED)
 
-    def _response_body(self, request: Any) -> Any:
+    def _response_body(self, request: Any) -> Any | None:
         if self.passing:
             return wire.proceed("response_body")
         raw, end = wire.body_of(request)
         if self.stream is not None:
-            out = self.stream.feed(raw, end)
-            return wire.proceed("response_body", body=None if out == raw else out)
+            return None if self.ended else self._stream_out(self.stream, self.stream.feed(raw, end), end)
         chat = parse_completion(raw)
         asks: list[Ask] = [(Stage.OUTPUT, [slot], None) for slot in chat.texts]
         asks += [(Stage.TOOL_CALL, [], call) for call in chat.tool_calls]
@@ -210,6 +215,11 @@ class Exchange:
         if found.texts:
             return _rewrite("response_body", rewritten(chat.body, found.texts))
         return wire.proceed("response_body")
+
+    def _stream_out(self, stream: StreamGuard, out: bytes, end: bool) -> Any | None:
+        """What may leave of the streamed answer now, if anything; its end once it ended or stopped."""
+        self.ended = end or stream.stopped
+        return wire.streamed(out, self.ended) if out or self.ended else None
 
     def _stream_end(self, found: Verdict) -> bytes:
         """The events that end a stream for ``found``: the canned reply, or the error."""
@@ -236,11 +246,12 @@ class Exchange:
         assert self.checks is not None
         return self.checks
 
-    def _fail(self, part: str, answer: Answer) -> Any:
+    def _fail(self, part: str, answer: Answer) -> Any | None:
         """``answer`` in place of the exchange: an error event that ends a stream already under way,
         else an immediate response."""
         if part == "response_body" and self.stream is not None:
-            return wire.proceed(part, body=self.stream.fail(data_event(answer.body)))
+            last = data_event(answer.body)
+            return None if self.ended else self._stream_out(self.stream, self.stream.fail(last), True)
         return _immediate(answer)
 
 

@@ -17,7 +17,7 @@ from envoy.type.v3 import http_status_pb2  # type: ignore[import-untyped]
 Message = Any
 SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 _MODE = processing_mode_pb2.ProcessingMode
-BUFFERED, STREAMED, NONE = _MODE.BUFFERED, _MODE.STREAMED, _MODE.NONE
+BUFFERED, FULL_DUPLEX, NONE = _MODE.BUFFERED, _MODE.FULL_DUPLEX_STREAMED, _MODE.NONE
 _SKIP = _MODE.SKIP
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 FILTER = "envoy.filters.http.ext_proc"  # the key of the filter's attributes in a message
@@ -111,6 +111,14 @@ def proceed(
         mode.request_body_mode, mode.response_body_mode = NONE, NONE
         mode.response_header_mode, mode.response_trailer_mode = _SKIP, _SKIP
     return answer
+
+
+def streamed(body: bytes, end: bool) -> Message:
+    """In FULL_DUPLEX_STREAMED mode, the response body's next bytes (``end``: its last). Envoy sends
+    each chunk without waiting for an answer, and sends on exactly the bytes answered."""
+    part = ep.StreamedBodyResponse(body=body, end_of_stream=end)
+    common = ep.CommonResponse(body_mutation=ep.BodyMutation(streamed_response=part))
+    return ep.ProcessingResponse(response_body=ep.BodyResponse(response=common))
 
 
 def immediate(status: int, body: bytes, headers: Mapping[str, str], details: str) -> Message:

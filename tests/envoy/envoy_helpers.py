@@ -44,9 +44,10 @@ def post(port: int, path: str, body: bytes, method: str = "POST") -> tuple[int, 
         conn.close()
 
 
-def messages_sent(admin: int, listener: str) -> int:
-    """How many ext_proc messages Envoy's ``listener`` has sent to Palisade (its admin's counter)."""
-    name = f"http.{listener}.ext_proc.stream_msgs_sent"
+def ext_proc_counter(admin: int, listener: str, counter: str = "stream_msgs_sent") -> int:
+    """A counter of the ext_proc filter of Envoy's ``listener`` (by default the messages it sent to
+    Palisade; ``stream_msgs_received``: Palisade's answers; ``streams_failed``), from its admin."""
+    name = f"http.{listener}.ext_proc.{counter}"
     with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=^{name}$", timeout=5) as answer:
         text: str = answer.read().decode()
     return int(text.split(":")[1]) if text.startswith(name) else 0

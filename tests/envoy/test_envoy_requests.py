@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from envoy_helpers import error_of, messages_sent, post, recorded
+from envoy_helpers import error_of, ext_proc_counter, post, recorded
 from openai import APIStatusError, OpenAI, PermissionDeniedError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -41,9 +41,9 @@ def test_an_allowed_prompt_reaches_the_model_unchanged_and_is_audited(
 def test_a_chat_costs_palisade_three_messages(client: Client, ports: Ports) -> None:
     """The chat route skips the request headers message: Palisade gets the request body (with the
     headers it reads, as attributes), the response headers and the response body."""
-    before = messages_sent(ports.admin, "guarded")
+    before = ext_proc_counter(ports.admin, "guarded")
     assert _ask(client(), "Where is my order?") == "Hello from the model."
-    assert messages_sent(ports.admin, "guarded") - before == 3
+    assert ext_proc_counter(ports.admin, "guarded") - before == 3
 
 
 def test_the_checks_of_an_exchange_join_the_callers_trace(client: Client) -> None:
