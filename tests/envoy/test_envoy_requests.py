@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from envoy_helpers import error_of, ext_proc_counter, post, recorded
+from envoy_helpers import error_of, post, recorded
 from openai import APIStatusError, OpenAI, PermissionDeniedError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from benchmarks.envoy_bench import Ports, Upstream
+from benchmarks.envoy_bench import Ports, Upstream, ext_proc_counter
 from engine.guard import Guard
 from engine.runtime.observer import install
 from engine.telemetry import Telemetry

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import openai
 import pytest
-from envoy_helpers import HOLD_CHARS, error_of, ext_proc_counter, recorded
+from envoy_helpers import HOLD_CHARS, error_of, recorded
 from openai import OpenAI, PermissionDeniedError
 
-from benchmarks.envoy_bench import Ports, Script, Upstream
+from benchmarks.envoy_bench import Ports, Script, Upstream, ext_proc_counter
 
 Client = Callable[..., OpenAI]
 LONG = "Your order shipped on Monday. It should arrive by Thursday. Tracking is on its way to you. "
