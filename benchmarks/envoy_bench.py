@@ -308,9 +308,12 @@ def _palisade_process(data_dir: str, port: int, durability: str, ready: Any, sto
         stop.wait()
 
 
-def _upstream_process(port_out: Any, stop: Any) -> None:
+ANSWER = "Your order 1234 ships on Monday. Anything else?"
+
+
+def _upstream_process(port_out: Any, stop: Any, repeat: int, pace_ms: float) -> None:
     upstream = Upstream()
-    upstream.script = Script(text="Your order 1234 ships on Monday. Anything else?", split_events=False)
+    upstream.script = Script(text=ANSWER * repeat, split_events=False, pause_s=pace_ms / 1000)
     port_out.put(upstream.port)
     stop.wait()
 
@@ -429,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2, help="alternate off/on this many times")
     parser.add_argument("--durability", choices=["journal", "sync", "async"], default="journal")
+    parser.add_argument("--repeat", type=int, default=1, help="the 48-character answer, this many times")
+    parser.add_argument("--pace-ms", type=float, default=0.0, help="the upstream's pause between events")
     args = parser.parse_args(argv)
     context = multiprocessing.get_context("spawn")
     stop, ready, port_out = context.Event(), context.Event(), context.Queue()
@@ -437,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         palisade = (tmp, palisade_port, args.durability, ready, stop)
         workers = [
             context.Process(target=_palisade_process, args=palisade),
-            context.Process(target=_upstream_process, args=(port_out, stop)),
+            context.Process(target=_upstream_process, args=(port_out, stop, args.repeat, args.pace_ms)),
         ]
         for worker in workers:
             worker.start()
@@ -451,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             for worker in workers:
                 worker.join(30)
     settings = {"rate": args.rate, "seconds": args.seconds, "durability": args.durability}
+    settings |= {"answer_chars": len(ANSWER) * args.repeat, "pace_ms": args.pace_ms}
     print(json.dumps({"machine": _machine(), **settings, "results": results}, indent=2))
     return 0
 
