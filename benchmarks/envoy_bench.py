@@ -7,6 +7,7 @@ ext_proc filter adds over the same Envoy with the filter off (benchmarks/ENVOY.m
     .venv/bin/python -m benchmarks.envoy_bench                 # every scenario
     .venv/bin/python -m benchmarks.envoy_bench --scenario chat # non-streaming, open loop 200/s
     .venv/bin/python -m benchmarks.envoy_bench --durability async
+    .venv/bin/python -m benchmarks.envoy_bench --scenario single-stream --repeat 4 --pace-ms 2
 """
 
 from __future__ import annotations
