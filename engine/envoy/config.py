@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: the exchange's Checks join the trace
+
 
 class EnvoyConfig(BaseModel):
     """Palisade as an Envoy external processor (engine/envoy/) for OpenAI-style chat traffic.
@@ -30,7 +32,8 @@ class EnvoyConfig(BaseModel):
     input_roles: tuple[str, ...] = ("user",)  # messages checked at `input` (tool messages: tool_result)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # a larger body is refused (413)
     # streaming: text is held back until this many characters follow it, so that any match of up
-    # to this length is checked before a character of it leaves (at most twice this is held)
+    # to this length is checked before a character of it leaves (at most twice this, plus one
+    # event, is held; the first text leaves once this many characters follow it)
     stream_hold_chars: int = Field(default=64, ge=1, le=65_536)
     threads: int = Field(default=256, ge=1, le=4096)  # exchanges in flight (each holds a thread)
 
@@ -43,6 +46,22 @@ class EnvoyConfig(BaseModel):
     @classmethod
     def _lower_values(cls, value: dict[str, str]) -> dict[str, str]:
         return {key: header.lower() for key, header in value.items()}
+
+    def request_attributes(self) -> list[str]:
+        """What the ext_proc filter's ``request_attributes`` must list for a route that skips the
+        request headers message (so that the request body carries who asks, and where)."""
+        named = [
+            self.ruleset_header,
+            self.principal_header,
+            self.tenant_header,
+            self.roles_header,
+            *self.metadata_headers.values(),
+            self.approval_header,
+            "x-request-id",
+            *TRACE_HEADERS,
+        ]
+        headers = [f'request.headers["{name}"]' for name in dict.fromkeys(named) if name]
+        return ["xds.route_name", "request.path", "request.method", *headers]
 
     @model_validator(mode="after")
     def _has_ruleset(self) -> EnvoyConfig:

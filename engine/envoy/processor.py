@@ -13,7 +13,7 @@ from dsl.types import Outcome, Stage
 from engine.config import Limits
 from engine.envoy import wire
 from engine.envoy.checks import Answer, Asked, Caller, Checks, Verdict, refusal, verdict
-from engine.envoy.config import EnvoyConfig
+from engine.envoy.config import TRACE_HEADERS, EnvoyConfig
 from engine.envoy.openai import (
     BodyError,
     Chat,
@@ -37,14 +37,17 @@ from engine.runtime.request import Principal
 log = logging.getLogger("palisade.envoy")
 JSON = "application/json"
 SSE = "text/event-stream"
-TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: the exchange's Checks join the trace
+# removed from a guarded request, so that upstreams answer bodies Palisade can read (a route that skips
+# the request headers message removes it itself: request_headers_to_remove)
+UNREAD = ("accept-encoding",)
 Ask = tuple[Stage, list[Slot], ToolUse | None]
 
 
 class ExternalProcessor:
     """Thin: decisions, approvals and audit records are Guard's; this adapts Envoy's ext_proc to it.
 
-    One ``Process`` stream is one HTTP exchange; each of its messages gets exactly one answer."""
+    One ``Process`` stream is one HTTP exchange; each of its messages gets one answer, but for the
+    chunks of a streamed answer (FULL_DUPLEX_STREAMED): those are answered when text may leave."""
 
     def __init__(self, guard: Guard, config: EnvoyConfig, limits: Limits) -> None:
         self.guard = guard
@@ -54,13 +57,19 @@ class ExternalProcessor:
     def Process(self, requests: Iterable[Any], context: grpc.ServicerContext) -> Iterator[Any]:  # noqa: N802
         exchange = Exchange(self.guard, self.config, self.limits)
         for request in requests:
-            yield exchange.answer(request)
+            answer = exchange.answer(request)
+            if answer is not None:
+                yield answer
 
 
 class Exchange:
     """One HTTP exchange: its request headers say who asks and which ruleset applies; its request
     body is checked whole (BUFFERED); its response is checked whole (JSON, BUFFERED) or as it
-    streams (SSE, STREAMED), the mode chosen on the response headers."""
+    streams (SSE, FULL_DUPLEX_STREAMED: Envoy sends each chunk without waiting for an answer, and
+    the client gets what Palisade sends back, when it does), the mode chosen on the response headers.
+
+    A route may skip the request headers message (one round trip less): its request body then
+    carries the headers Palisade reads as attributes (``EnvoyConfig.request_attributes``)."""
 
     def __init__(self, guard: Guard, config: EnvoyConfig, limits: Limits) -> None:
         self.guard = guard
@@ -69,6 +78,8 @@ class Exchange:
         self.checks: Checks | None = None
         self.chat: Chat | None = None
         self.stream: StreamGuard | None = None
+        self.ended = False  # the streamed answer's last bytes were sent: the rest of the upstream's goes
+        self.passing = False  # not guarded, and `other_paths = "allow"`: every part goes on unchecked
         self._handlers: dict[str, Callable[[Any], Any]] = {
             "request_headers": self._request_headers,
             "request_body": self._request_body,
@@ -76,8 +87,9 @@ class Exchange:
             "response_body": self._response_body,
         }
 
-    def answer(self, request: Any) -> Any:
-        """The one answer Envoy needs to ``request``; never raises."""
+    def answer(self, request: Any) -> Any | None:
+        """The one answer Envoy needs to ``request`` (None: a chunk of a streamed answer that needs
+        none now); never raises."""
         part = wire.kind(request)
         handler = self._handlers.get(part)
         if handler is None:  # trailers, which go on as they are
@@ -94,15 +106,22 @@ class Exchange:
             return self._fail(part, Answer(500, error_body(message, "server_error", "internal_error")))
 
     def _request_headers(self, request: Any) -> Any:
-        headers = wire.headers_of(request)
+        opened = self._open("request_headers", wire.headers_of(request), wire.route_name(request))
+        return wire.proceed("request_headers", remove=UNREAD) if opened is None else opened
+
+    def _open(self, part: str, headers: dict[str, str], route: str) -> Any | None:
+        """Start the exchange from its request's headers: None when it is guarded (its Checks are
+        ready), else the answer to ``part`` (passed unchecked, or refused)."""
         path = headers.get(":path", "").partition("?")[0]
         if headers.get(":method") == "POST" and path in self.config.chat_paths:
-            self.checks = Checks(self.guard, self.limits, self._caller(headers, wire.route_name(request)))
-            return wire.proceed("request_headers", remove=("accept-encoding",))  # bodies Palisade can read
+            self.checks = Checks(self.guard, self.limits, self._caller(headers, route))
+            return None
         if self.config.other_paths == "allow":
-            return wire.proceed("request_headers", skip_bodies=True)
+            self.passing = True
+            return wire.proceed(part, skip_bodies=part == "request_headers")
         guarded = ", ".join(self.config.chat_paths)
-        message = f"this gateway passes only POST {guarded}; {headers.get(':method')} {path} is refused"
+        method = headers.get(":method", "(no request.method attribute)")
+        message = f"this gateway passes only POST {guarded}; {method} {path} is refused"
         return _immediate(Answer(403, error_body(message, "invalid_request_error", "not_guarded")))
 
     def _caller(self, headers: dict[str, str], route: str) -> Caller:
@@ -120,6 +139,12 @@ class Exchange:
         return Caller(ruleset, principal, metadata, headers.get("x-request-id", ""), approval_id, trace)
 
     def _request_body(self, request: Any) -> Any:
+        if self.checks is None and not self.passing:  # the route skips the request headers message
+            opened = self._open("request_body", wire.attribute_headers(request), wire.route_name(request))
+            if opened is not None:
+                return opened
+        if self.passing:
+            return wire.proceed("request_body")
         raw, _ = wire.body_of(request)
         if len(raw) > self.config.max_body_bytes:
             message = f"the request body is {len(raw)} bytes, over the limit of {self.config.max_body_bytes}"
@@ -148,6 +173,11 @@ class Exchange:
         return done
 
     def _response_headers(self, request: Any) -> Any:
+        if self.passing:
+            return wire.proceed("response_headers", response_body_mode=wire.NONE)
+        if self.checks is None:  # a route that skips the request headers, and a request without a body
+            message = "a chat completions request without a body"
+            return _immediate(Answer(400, error_body(message, "invalid_request_error", "invalid_body")))
         headers = wire.headers_of(request)
         kind = headers.get("content-type", "").partition(";")[0].strip().lower()
         if headers.get(":status") != "200":  # the upstream's own errors pass as they are
@@ -165,15 +195,16 @@ class Exchange:
                 self._checks(), self.config.stream_hold_chars, self.config.max_body_bytes, stop
             )
             return wire.proceed(
-                "response_headers", remove=("content-length",), response_body_mode=wire.STREAMED
+                "response_headers", remove=("content-length",), response_body_mode=wire.FULL_DUPLEX
             )
         return wire.proceed("response_headers", response_body_mode=wire.BUFFERED)
 
-    def _response_body(self, request: Any) -> Any:
+    def _response_body(self, request: Any) -> Any | None:
+        if self.passing:
+            return wire.proceed("response_body")
         raw, end = wire.body_of(request)
         if self.stream is not None:
-            out = self.stream.feed(raw, end)
-            return wire.proceed("response_body", body=None if out == raw else out)
+            return None if self.ended else self._stream_out(self.stream, self.stream.feed(raw, end), end)
         chat = parse_completion(raw)
         asks: list[Ask] = [(Stage.OUTPUT, [slot], None) for slot in chat.texts]
         asks += [(Stage.TOOL_CALL, [], call) for call in chat.tool_calls]
@@ -185,6 +216,11 @@ class Exchange:
         if found.texts:
             return _rewrite("response_body", rewritten(chat.body, found.texts))
         return wire.proceed("response_body")
+
+    def _stream_out(self, stream: StreamGuard, out: bytes, end: bool) -> Any | None:
+        """What may leave of the streamed answer now, if anything; its end once it ended or stopped."""
+        self.ended = end or stream.stopped
+        return wire.streamed(out, self.ended) if out or self.ended else None
 
     def _stream_end(self, found: Verdict) -> bytes:
         """The events that end a stream for ``found``: the canned reply, or the error."""
@@ -211,12 +247,13 @@ class Exchange:
         assert self.checks is not None
         return self.checks
 
-    def _fail(self, part: str, answer: Answer) -> Any:
+    def _fail(self, part: str, answer: Answer) -> Any | None:
         """``answer`` in place of the exchange: an error event that ends a stream already under way,
         else an immediate response."""
         observer().http_error("envoy", answer.status)
         if part == "response_body" and self.stream is not None:
-            return wire.proceed(part, body=self.stream.fail(data_event(answer.body)))
+            last = data_event(answer.body)
+            return None if self.ended else self._stream_out(self.stream, self.stream.fail(last), True)
         return _immediate(answer)
 
 

@@ -1,9 +1,11 @@
 """A streamed chat completion checked as it passes: text held back by a bounded window, tool calls whole.
 
 The bound: text leaves only once ``hold`` characters have arrived after it, so any match of up to
-``hold`` characters is checked (at `output`) before any of it leaves. A Check is made each time
-``2 * hold`` characters wait, on the text waiting (at most ``2 * hold`` plus one event's text), and
-at the end of the answer on what is left; so no more than that is ever held back. A tool call is
+``hold`` characters is checked (at `output`) before any of it leaves. The first Check is made as
+soon as ``hold`` characters follow the first event's text (which then leaves), each later one each
+time ``2 * hold`` characters wait, on the text waiting (at most ``2 * hold`` plus one
+event's text), and one at the end of the answer on what is left; so no more than that is ever held
+back. A tool call is
 held until its arguments are complete (the next tool call starts, or the answer ends), then
 checked at `tool_call`. Whatever the outcome stops the answer (BLOCK, ESCALATE, a fallback reply
 or model), the client gets what already left, then an error event (or the canned reply) and
@@ -56,6 +58,7 @@ class StreamGuard:
         self._held: list[_Held] = []
         self._tool: tuple[int, _ToolCall] | None = None
         self._ending = b""
+        self._checked = False  # a Check at `output` was made: the next waits for 2 * hold characters
 
     def feed(self, chunk: bytes, end: bool) -> bytes:
         """What may leave after ``chunk`` (all that is left when ``end``); raises StreamError and
@@ -88,7 +91,7 @@ class StreamGuard:
         self._tool_parts(held)
         if not self.stopped and _finished(held.chunk):
             return self._flush()
-        if not self.stopped and self._waiting_chars() >= 2 * self.hold:
+        if not self.stopped and self._due():
             self._check_text(flush=False)
         return self._release()
 
@@ -111,6 +114,14 @@ class StreamGuard:
             held.tool, held.cleared = index, False
             call.events.append(held)
 
+    def _due(self) -> bool:
+        """Whether to check the waiting text now: the first time, once ``hold`` characters follow its
+        first event (which may then leave); later, once ``2 * hold`` characters wait."""
+        sizes = [len(h.text) for h in self._held if h.text and not h.cleared]
+        if self._checked:
+            return sum(sizes) >= 2 * self.hold
+        return bool(sizes) and sum(sizes) - sizes[0] >= self.hold
+
     def _waiting_chars(self) -> int:
         return sum(len(h.text) for h in self._held if not h.cleared)
 
@@ -126,6 +137,7 @@ class StreamGuard:
         waiting = [h for h in self._held if h.text and not h.cleared]
         slot = Slot((), "assistant", "".join(h.text for h in waiting))
         found = self._apply(self.checks.check(Stage.OUTPUT, [slot]))
+        self._checked = True
         if self.stopped:
             return
         if found.texts:

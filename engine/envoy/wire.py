@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,9 +17,13 @@ from envoy.type.v3 import http_status_pb2  # type: ignore[import-untyped]
 Message = Any
 SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 _MODE = processing_mode_pb2.ProcessingMode
-BUFFERED, STREAMED, NONE = _MODE.BUFFERED, _MODE.STREAMED, _MODE.NONE
+BUFFERED, FULL_DUPLEX, NONE = _MODE.BUFFERED, _MODE.FULL_DUPLEX_STREAMED, _MODE.NONE
 _SKIP = _MODE.SKIP
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+FILTER = "envoy.filters.http.ext_proc"  # the key of the filter's attributes in a message
+# attributes that stand for request headers when a route skips them (ExternalProcessor.request_attributes)
+_HEADER_ATTRIBUTES = {"request.path": ":path", "request.method": ":method"}
+_HEADER_ATTRIBUTE = re.compile(r"""request\.headers\[(["'])([^"']+)\1\]""")
 
 
 def add_servicer(servicer: object, server: grpc.Server) -> None:
@@ -49,11 +54,22 @@ def body_of(request: Message) -> tuple[bytes, bool]:
 
 def route_name(request: Message) -> str:
     """The ``xds.route_name`` attribute, when the filter sends it ("" otherwise)."""
-    for attributes in request.attributes.values():
-        value = attributes.fields.get("xds.route_name")
-        if value is not None:
-            return str(value.string_value)
-    return ""
+    value = request.attributes[FILTER].fields.get("xds.route_name") if FILTER in request.attributes else None
+    return str(value.string_value) if value is not None else ""
+
+
+def attribute_headers(request: Message) -> dict[str, str]:
+    """The request headers that the attributes of ``request`` carry (``request.path`` as ``:path``,
+    ``request.method`` as ``:method``, ``request.headers["x"]`` as ``x``): what a filter that skips
+    the request headers message sends with the request body. Envoy leaves out a header not sent."""
+    found: dict[str, str] = {}
+    fields = request.attributes[FILTER].fields if FILTER in request.attributes else {}
+    for key, value in fields.items():
+        matched = _HEADER_ATTRIBUTE.fullmatch(key)
+        name = matched.group(2).lower() if matched else _HEADER_ATTRIBUTES.get(key)
+        if name and value.WhichOneof("kind") == "string_value":
+            found[name] = value.string_value
+    return found
 
 
 def header_mutation(set_headers: Mapping[str, str] | None = None, remove: Iterable[str] = ()) -> Message:
@@ -95,6 +111,14 @@ def proceed(
         mode.request_body_mode, mode.response_body_mode = NONE, NONE
         mode.response_header_mode, mode.response_trailer_mode = _SKIP, _SKIP
     return answer
+
+
+def streamed(body: bytes, end: bool) -> Message:
+    """In FULL_DUPLEX_STREAMED mode, the response body's next bytes (``end``: its last). Envoy sends
+    each chunk without waiting for an answer, and sends on exactly the bytes answered."""
+    part = ep.StreamedBodyResponse(body=body, end_of_stream=end)
+    common = ep.CommonResponse(body_mutation=ep.BodyMutation(streamed_response=part))
+    return ep.ProcessingResponse(response_body=ep.BodyResponse(response=common))
 
 
 def immediate(status: int, body: bytes, headers: Mapping[str, str], details: str) -> Message:

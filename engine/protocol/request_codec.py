@@ -24,6 +24,7 @@ STAGE_VALUES: dict[Stage, pb.Stage.ValueType] = {stage: value for value, stage i
 _CONTENT_STAGES = frozenset({Stage.INPUT, Stage.OUTPUT, Stage.TOOL_RESULT, Stage.RETRIEVAL})
 _MAX_EXACT_INT = 2**53
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NO_RULESET = "ruleset: required (the name a ruleset declares)"
 # protobuf's parsers refuse messages nested deeper than this (a CheckRequest is level 0, its tool 1)
 _PROTOBUF_DEPTH = 100
 
@@ -35,12 +36,12 @@ class InvalidRequest(ValueError):
 def request_from_proto(msg: pb.CheckRequest, limits: Limits) -> Request:
     """Validate ``msg`` against ``limits`` and build the domain request."""
     if not msg.ruleset:
-        raise InvalidRequest("ruleset: required (the name a ruleset declares)")
+        raise InvalidRequest(_NO_RULESET)
     stage = _stage(msg.stage)
     messages = _messages(msg.messages, limits)
     _check_length("text", len(msg.text), limits)
     tool = _tool(msg.tool, limits) if msg.HasField("tool") else None
-    _check_required(stage, msg, tool)
+    _check_required(stage, bool(msg.text or msg.messages), tool)
     return Request(
         stage=stage,
         messages=messages,
@@ -51,6 +52,23 @@ def request_from_proto(msg: pb.CheckRequest, limits: Limits) -> Request:
         request_id=msg.request_id,
         approval_id=msg.approval_id,
     )
+
+
+def bounded(ruleset: str, request: Request, limits: Limits) -> Request:
+    """``request`` as the service takes it from an in-process front door: what
+    ``request_from_proto(request_to_proto(ruleset, request), limits)`` gives, with the same checks
+    and errors, but without the protobuf round trip unless ``request`` carries a tool (whose
+    arguments then come back as a gRPC caller's would: whole numbers as ints)."""
+    if request.tool is not None:
+        return request_from_proto(request_to_proto(ruleset, request), limits)
+    for field, value in _strings(ruleset, "", request):
+        check_text(field, value)
+    if not ruleset:
+        raise InvalidRequest(_NO_RULESET)
+    _limit_messages(request.messages, limits)
+    _check_length("text", len(request.text), limits)
+    _check_required(request.stage, bool(request.text or request.messages), None)
+    return request
 
 
 def _stage(value: pb.Stage.ValueType) -> Stage:
@@ -64,6 +82,11 @@ def _stage(value: pb.Stage.ValueType) -> Stage:
 
 def _messages(items: Iterable[pb.Message], limits: Limits) -> tuple[Message, ...]:
     messages = tuple(Message(m.role, m.content) for m in items)
+    _limit_messages(messages, limits)
+    return messages
+
+
+def _limit_messages(messages: tuple[Message, ...], limits: Limits) -> None:
     if len(messages) > limits.max_messages:
         raise InvalidRequest(
             f"messages: {len(messages)} messages is over the limit max_messages ({limits.max_messages})"
@@ -72,7 +95,6 @@ def _messages(items: Iterable[pb.Message], limits: Limits) -> tuple[Message, ...
         if not message.role:
             raise InvalidRequest(f"messages[{i}].role: required")
     _check_length("messages", sum(len(m.content) for m in messages), limits)
-    return messages
 
 
 def _check_length(field: str, chars: int, limits: Limits) -> None:
@@ -82,8 +104,8 @@ def _check_length(field: str, chars: int, limits: Limits) -> None:
         )
 
 
-def _check_required(stage: Stage, msg: pb.CheckRequest, tool: ToolCall | None) -> None:
-    if stage in _CONTENT_STAGES and not msg.text and not msg.messages:
+def _check_required(stage: Stage, has_content: bool, tool: ToolCall | None) -> None:
+    if stage in _CONTENT_STAGES and not has_content:
         raise InvalidRequest(f"text or messages: required at stage {stage.value}")
     if stage is Stage.TOOL_CALL and (tool is None or not tool.name):
         raise InvalidRequest("tool.name: required at stage tool_call")

@@ -27,9 +27,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def palisade(data_dir: Path) -> Iterator[tuple[Guard, EnvoyServer]]:
-    serve = ServeConfig(rulesets=str(RULESETS), data_dir=str(data_dir), audit=AuditConfig(durability="sync"))
-    envoy = EnvoyConfig(
+def envoy_config() -> EnvoyConfig:
+    return EnvoyConfig(
         enabled=True,
         listen="127.0.0.1:0",
         ruleset="gateway",
@@ -40,7 +39,12 @@ def palisade(data_dir: Path) -> Iterator[tuple[Guard, EnvoyServer]]:
         max_body_bytes=MAX_BODY_BYTES,
         stream_hold_chars=HOLD_CHARS,
     )
-    with running_palisade(serve, envoy) as running:
+
+
+@pytest.fixture(scope="session")
+def palisade(data_dir: Path, envoy_config: EnvoyConfig) -> Iterator[tuple[Guard, EnvoyServer]]:
+    serve = ServeConfig(rulesets=str(RULESETS), data_dir=str(data_dir), audit=AuditConfig(durability="sync"))
+    with running_palisade(serve, envoy_config) as running:
         yield running
 
 
@@ -58,10 +62,13 @@ def guard(palisade: tuple[Guard, EnvoyServer]) -> Guard:
 
 @pytest.fixture(scope="session")
 def ports(
-    palisade: tuple[Guard, EnvoyServer], upstream: Upstream, tmp_path_factory: pytest.TempPathFactory
+    palisade: tuple[Guard, EnvoyServer],
+    envoy_config: EnvoyConfig,
+    upstream: Upstream,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Ports]:
     chosen = Ports(palisade=palisade[1].port, upstream=upstream.port)
-    with running_envoy(chosen, tmp_path_factory.mktemp("envoy")):
+    with running_envoy(chosen, envoy_config, tmp_path_factory.mktemp("envoy")):
         yield chosen
 
 
@@ -69,6 +76,7 @@ def ports(
 def fresh_script(upstream: Upstream) -> None:
     upstream.script = Script()
     upstream.requests.clear()
+    upstream.started = 0
 
 
 @pytest.fixture()

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
+import yaml  # type: ignore[import-untyped]
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
+from benchmarks.envoy_bench import EXAMPLE
 from engine.config import Limits
+from engine.envoy import wire
+from engine.envoy.checks import Caller, Checks
 from engine.envoy.config import EnvoyConfig
 from engine.envoy.openai import BodyError, parse_request, split_redacted
 from engine.envoy.processor import Exchange
-from engine.envoy.sse import Reassembler, StreamError
+from engine.envoy.sse import Reassembler, StreamError, event
+from engine.envoy.stream import StreamGuard
 from engine.guard import Guard
 
 EVENTS = b'data: {"a": 1}\n\n: keep-alive\n\ndata: {"b":\ndata: 2}\r\n\r\ndata: [DONE]\n\n'
@@ -72,25 +79,58 @@ def test_trailers_go_on_as_they_are(guard: Guard) -> None:
         assert answer.WhichOneof("response") == part
 
 
-def _exchange_status(config: EnvoyConfig, guard: Guard, headers: dict[str, str], route: str) -> int:
-    """The status Palisade answers a chat about the forbidden topic with (200: it let it through)."""
-    exchange = Exchange(guard, config, Limits())
+def _exchange_status(
+    config: EnvoyConfig, guard: Guard, headers: dict[str, str], route: str, skip_headers: bool
+) -> int:
+    """The status Palisade answers a chat about the forbidden topic with (200: it let it through),
+    given its headers in a headers message, or (``skip_headers``) as the body's attributes."""
     names = {":method": "POST", ":path": "/v1/chat/completions"} | headers
-    values = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in names.items()]
-    first = ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=base_pb2.HeaderMap(headers=values)))
-    first.attributes["envoy.filters.http.ext_proc"].update({"xds.route_name": route})
-    assert exchange.answer(first).WhichOneof("response") == "request_headers"
     body = b'{"model": "m", "messages": [{"role": "user", "content": "the forbidden topic"}]}'
-    answer = exchange.answer(ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True)))
-    return answer.immediate_response.status.code if answer.HasField("immediate_response") else 200
+    messages = [ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True))]
+    if skip_headers:
+        attributes = {_ATTRIBUTES.get(k, f'request.headers["{k}"]'): v for k, v in names.items()}
+        messages[0].attributes[wire.FILTER].update(attributes | {"xds.route_name": route})
+    else:
+        values = [base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in names.items()]
+        headers_message = ep.HttpHeaders(headers=base_pb2.HeaderMap(headers=values))
+        first = ep.ProcessingRequest(request_headers=headers_message)
+        first.attributes[wire.FILTER].update({"xds.route_name": route})
+        messages.insert(0, first)
+    exchange = Exchange(guard, config, Limits())
+    for message in messages:
+        answer = exchange.answer(message)
+        if answer.HasField("immediate_response"):
+            return int(answer.immediate_response.status.code)
+    return 200
 
 
-def test_the_ruleset_comes_from_the_header_then_the_route_then_the_default(guard: Guard) -> None:
+_ATTRIBUTES = {":method": "request.method", ":path": "request.path"}
+
+
+@pytest.mark.parametrize("skip_headers", [False, True])
+def test_the_ruleset_comes_from_the_header_then_the_route_then_the_default(
+    guard: Guard, skip_headers: bool
+) -> None:
     by_route = EnvoyConfig(ruleset="absent", routes={"chat": "gateway"}, ruleset_header="x-ruleset")
-    assert _exchange_status(by_route, guard, {}, "chat") == 403  # the route's ruleset blocks it
-    assert _exchange_status(by_route, guard, {}, "other") == 500  # the default, which is not served
-    assert _exchange_status(by_route, guard, {"x-ruleset": "absent"}, "chat") == 500  # the header wins
-    assert _exchange_status(by_route, guard, {"x-ruleset": "gateway"}, "other") == 403
+
+    def status(headers: dict[str, str], route: str) -> int:
+        return _exchange_status(by_route, guard, headers, route, skip_headers)
+
+    assert status({}, "chat") == 403  # the route's ruleset blocks it
+    assert status({}, "other") == 500  # the default, which is not served
+    assert status({"x-ruleset": "absent"}, "chat") == 500  # the header wins
+    assert status({"x-ruleset": "gateway"}, "other") == 403
+    assert _exchange_status(by_route, guard, {":method": "PUT"}, "chat", skip_headers) == 403  # not guarded
+
+
+def test_the_example_envoy_config_sends_what_the_example_palisade_reads() -> None:
+    """examples/envoy: the filter's request_attributes carry every header palisade.toml names, for the
+    route that skips the request headers message."""
+    envoy = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    manager = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    processor = next(f for f in manager["http_filters"] if f["name"] == wire.FILTER)["typed_config"]
+    palisade = tomllib.loads((EXAMPLE.parent / "palisade.toml").read_text(encoding="utf-8"))["envoy"]
+    assert set(EnvoyConfig(**palisade).request_attributes()) <= set(processor["request_attributes"])
 
 
 def test_other_paths_pass_unchecked_only_when_allowed(guard: Guard) -> None:
@@ -104,3 +144,26 @@ def test_other_paths_pass_unchecked_only_when_allowed(guard: Guard) -> None:
     assert allowed.mode_override.response_header_mode == allowed.mode_override.SKIP
     refused = Exchange(guard, EnvoyConfig(ruleset="gateway"), Limits()).answer(first)
     assert refused.immediate_response.status.code == 403
+
+
+def _text_event(text: str) -> bytes:
+    return event({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+
+
+def test_the_first_text_of_a_stream_leaves_once_the_window_follows_it(guard: Guard) -> None:
+    """Not once twice the window waits: the first text a client sees waits for ``hold`` characters."""
+    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 8, 4096, lambda found: b"")
+    assert stream.feed(_text_event("Hello"), False) == b""
+    assert stream.feed(_text_event(" there,"), False) == b""  # 7 characters after it: held
+    assert stream.feed(_text_event("wo"), False) == _text_event("Hello")  # 9: it leaves
+    assert stream.feed(_text_event("rld"), False) == b""  # then a Check once 16 wait
+    rest = stream.feed(b"data: [DONE]\n\n", True)
+    assert rest == b"".join(_text_event(t) for t in (" there,", "wo", "rld")) + b"data: [DONE]\n\n"
+
+
+def test_a_match_across_the_first_window_is_caught(guard: Guard) -> None:
+    stopped = b"data: stopped\n\n"
+    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 16, 4096, lambda found: stopped)
+    sent = stream.feed(_text_event("Here: LAUNCH"), False) + stream.feed(_text_event("-CODE-"), False)
+    sent += stream.feed(_text_event("42 and the rest of it"), False)
+    assert b"LAUNCH" not in sent and sent.endswith(stopped + b"data: [DONE]\n\n")

@@ -12,7 +12,7 @@ from envoy_helpers import error_of, post, recorded
 from openai import APIStatusError, OpenAI, PermissionDeniedError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from benchmarks.envoy_bench import Ports, Upstream
+from benchmarks.envoy_bench import Ports, Upstream, ext_proc_counter
 from engine.guard import Guard
 from engine.runtime.observer import install
 from engine.telemetry import Telemetry
@@ -36,6 +36,14 @@ def test_an_allowed_prompt_reaches_the_model_unchanged_and_is_audited(
     inputs = [r for r in recorded(data_dir).values() if r.get("stage") == "input"]
     assert inputs[-1]["outcome"] == "allow"
     assert inputs[-1]["principal"] == {"id": "alice", "tenant": "acme"}  # from the headers
+
+
+def test_a_chat_costs_palisade_three_messages(client: Client, ports: Ports) -> None:
+    """The chat route skips the request headers message: Palisade gets the request body (with the
+    headers it reads, as attributes), the response headers and the response body."""
+    before = ext_proc_counter(ports.admin, "guarded")
+    assert _ask(client(), "Where is my order?") == "Hello from the model."
+    assert ext_proc_counter(ports.admin, "guarded") - before == 3
 
 
 def test_the_checks_of_an_exchange_join_the_callers_trace(client: Client) -> None:
@@ -65,14 +73,14 @@ def test_a_blocked_prompt_gets_an_openai_error_naming_the_rule(
     assert "forbidden topic" in error["message"]
     assert caught.value.response.headers["x-palisade-decision-id"] == error["decision_id"]
     assert recorded(data_dir)[error["decision_id"]]["outcome"] == "block"
-    assert not upstream.requests
+    assert not upstream.started  # not even its headers reached the model
 
 
 def test_the_principal_comes_from_headers_never_from_the_body(client: Client, upstream: Upstream) -> None:
     with pytest.raises(PermissionDeniedError) as caught:
         _ask(client(**{"x-tenant": "suspended"}), "hello", extra_body={"principal": {"tenant": "acme"}})
     assert error_of(caught.value)["rule"] == "suspended"
-    assert not upstream.requests
+    assert not upstream.started  # not even its headers reached the model
 
 
 def test_a_redacted_prompt_reaches_the_model_rewritten(client: Client, upstream: Upstream) -> None:
@@ -101,7 +109,7 @@ def test_a_fallback_reply_answers_without_the_model(client: Client, upstream: Up
     assert (
         "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "I only talk about orders."
     )
-    assert not upstream.requests
+    assert not upstream.started  # not even its headers reached the model
 
 
 def test_a_fallback_model_rewrites_the_request(client: Client, upstream: Upstream) -> None:
@@ -172,7 +180,7 @@ def test_a_malformed_body_is_refused(ports: Ports, upstream: Upstream) -> None:
         assert status == 400, body
         assert headers["content-type"] == "application/json"
         assert json.loads(raw)["error"]["code"] == "invalid_body"
-    assert not upstream.requests
+    assert not upstream.started  # not even its headers reached the model
 
 
 def test_a_body_over_the_limit_is_refused(client: Client, upstream: Upstream) -> None:
@@ -180,10 +188,18 @@ def test_a_body_over_the_limit_is_refused(client: Client, upstream: Upstream) ->
         _ask(client(), "x" * (70 * 1024))  # over MAX_BODY_BYTES, under Envoy's buffer limit
     assert caught.value.status_code == 413
     assert error_of(caught.value)["code"] == "body_too_large"
-    assert not upstream.requests
+    assert not upstream.started  # not even its headers reached the model
 
 
-def test_other_paths_are_refused(ports: Ports) -> None:
-    status, _, raw = post(ports.listeners["guarded"], "/v1/models", b"", method="GET")
-    assert status == 403
-    assert json.loads(raw)["error"]["code"] == "not_guarded"
+def test_a_chat_without_a_body_is_refused(ports: Ports) -> None:
+    status, _, raw = post(ports.listeners["guarded"], "/v1/chat/completions", b"")
+    assert status == 400
+    assert json.loads(raw)["error"]["code"] == "invalid_body"
+
+
+def test_other_paths_are_refused(ports: Ports, upstream: Upstream) -> None:
+    for method, path in (("GET", "/v1/models"), ("PUT", "/v1/chat/completions")):
+        status, _, raw = post(ports.listeners["guarded"], path, b"{}", method=method)
+        assert status == 403
+        assert json.loads(raw)["error"]["code"] == "not_guarded"
+    assert not upstream.started

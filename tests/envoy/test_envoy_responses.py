@@ -11,7 +11,7 @@ import pytest
 from envoy_helpers import HOLD_CHARS, error_of, recorded
 from openai import OpenAI, PermissionDeniedError
 
-from benchmarks.envoy_bench import Script, Upstream
+from benchmarks.envoy_bench import Ports, Script, Upstream, ext_proc_counter
 
 Client = Callable[..., OpenAI]
 LONG = "Your order shipped on Monday. It should arrive by Thursday. Tracking is on its way to you. "
@@ -65,7 +65,22 @@ def test_a_stream_split_anywhere_arrives_whole(client: Client, upstream: Upstrea
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
-def test_a_stream_is_blocked_mid_way(client: Client, upstream: Upstream) -> None:
+def test_held_text_costs_no_answer(client: Client, upstream: Upstream, ports: Ports) -> None:
+    """A streamed answer is FULL_DUPLEX_STREAMED: Envoy sends each chunk on without waiting for an
+    answer, and Palisade answers only when text may leave (and at the end)."""
+    upstream.script = Script(text=LONG, piece_chars=2)  # 46 events, each in two chunks
+
+    def counts() -> list[int]:
+        names = ("stream_msgs_sent", "stream_msgs_received")
+        return [ext_proc_counter(ports.admin, "guarded", name) for name in names]
+
+    before = counts()
+    assert _text(_stream(client())) == LONG
+    sent, answered = (now - then for now, then in zip(counts(), before, strict=True))
+    assert answered < sent / 4
+
+
+def test_a_stream_is_blocked_mid_way(client: Client, upstream: Upstream, ports: Ports) -> None:
     full = LONG + "The code is LAUNCH-CODE-77 and more text follows here."
     upstream.script = Script(text=full, piece_chars=4)
     stream = client().chat.completions.create(model="small", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
@@ -78,6 +93,7 @@ def test_a_stream_is_blocked_mid_way(client: Client, upstream: Upstream) -> None
     sent = _text(seen)
     assert full.startswith(sent) and "LAUNCH" not in sent  # text before the window went out, the code never
     assert full.index("LAUNCH") - len(sent) <= 2 * HOLD_CHARS + 4  # held back: the window and one event
+    assert not ext_proc_counter(ports.admin, "guarded", "streams_failed")  # the exchange ended well
 
 
 def test_a_streamed_answer_is_redacted_as_it_goes(client: Client, upstream: Upstream) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from dsl.types import Stage
 from engine.config import ConfigError, Limits, ServeConfig, load_config
-from engine.protocol.request_codec import InvalidRequest, request_from_proto, request_to_proto
+from engine.protocol.request_codec import InvalidRequest, bounded, request_from_proto, request_to_proto
 from engine.runtime.ids import new_id, uuid7
 from engine.runtime.request import Message, Principal, Request, ToolCall
 
@@ -49,6 +50,38 @@ def test_an_empty_principal_and_no_tool_stay_absent() -> None:
     message = request_to_proto("rs", Request(stage=Stage.INPUT, text="hi"))
     assert not message.HasField("tool") and not message.HasField("principal")
     assert round_trip(Request(stage=Stage.INPUT, text="hi")) == Request(stage=Stage.INPUT, text="hi")
+
+
+ALICE = Principal(id="alice", tenant="acme", roles=("dev",))
+
+
+@pytest.mark.parametrize(
+    ("ruleset", "request_"),
+    [
+        ("r", Request(Stage.INPUT, messages=(Message("user", "hi"), Message("system", "be brief")))),
+        ("r", Request(Stage.OUTPUT, text="an answer", principal=ALICE, metadata={"channel": "web"})),
+        ("r", Request(Stage.TOOL_CALL, tool=ToolCall("search", {"q": "x", "n": 2.0, "deep": [{"a": 1}]}))),
+        ("r", Request(Stage.INPUT, messages=(Message("user", "x" * 100),) * 11)),  # over both limits
+        ("r", Request(Stage.INPUT, messages=(Message("", "no role"),))),
+        ("r", Request(Stage.OUTPUT, text="x" * 1001)),
+        ("r", Request(Stage.OUTPUT, text="lone \ud800 surrogate")),
+        ("r", Request(Stage.OUTPUT)),  # no content
+        ("", Request(Stage.OUTPUT, text="no ruleset")),
+        ("r", Request(Stage.INPUT, messages=(Message("user", "hi"),), metadata={"k": 3})),  # type: ignore[dict-item]
+    ],
+)
+def test_bounded_is_the_round_trip_without_protobuf(ruleset: str, request_: Request) -> None:
+    """What an in-process front door gets is what the same request over gRPC would give."""
+    limits = Limits(max_messages=10, max_text_chars=1000)
+
+    def outcome(make: Callable[[], Request]) -> Request | str:
+        try:
+            return make()
+        except InvalidRequest as exc:
+            return str(exc)
+
+    expected = outcome(lambda: request_from_proto(request_to_proto(ruleset, request_), limits))
+    assert outcome(lambda: bounded(ruleset, request_, limits)) == expected
 
 
 def test_depth_counts_lists_and_objects() -> None:
