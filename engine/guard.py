@@ -168,8 +168,8 @@ class Guard:
     ) -> Checked:
         """Decide ``request`` by ``ruleset`` (``version`` pinned, or the active one) within
         ``timeout_s`` (None: the default timeout). ``decided`` is called once the decision is made
-        and only the wait for its audit record remains (a server's admission control then lets the
-        next call work). Raises runtime.registry.UnknownRuleset."""
+        and only the wait for its audit record's commit remains, with sync durability (a server's
+        admission control then lets the next call work). Raises runtime.registry.UnknownRuleset."""
         started = time.perf_counter()
         registry = self.registry
         evaluator, role = registry.route(ruleset, version, request.principal)
@@ -225,7 +225,9 @@ class Guard:
         """``decision`` once its audit record is appended (with the masked excerpt the ruleset asks
         for); the error policy, never ALLOW, when the record cannot be made durable."""
         excerpt = evaluator.excerpter.excerpt(request) if evaluator.excerpter is not None else None
-        if decided is not None:
+        # Only a sync commit is a wait worth giving the slot on for: journal and async appends are
+        # CPU work (the record built, digested, written) that the slot is there to bound.
+        if decided is not None and self.audit.config.durability == "sync":
             decided()
         try:
             self.audit.append(decision, request, decision_id, excerpt=excerpt, rollout=rollout)
