@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="guardrail API requests per second")
     parser.add_argument("--seconds", type=float, default=20.0, help="guardrail API load, each side")
     parser.add_argument("--rounds", type=int, default=4, help="alternations of baseline and guarded load")
-    parser.add_argument("--durability", nargs="+", default=["async", "sync"], choices=["async", "sync"])
+    parser.add_argument(
+        "--durability", nargs="+", default=["journal", "async"], choices=["journal", "async", "sync"]
+    )
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="palisade-mcp-bench-") as tmp:
