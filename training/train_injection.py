@@ -602,6 +602,12 @@ def write_traffic(cache: str) -> None:
     write_json(os.path.join(ROOT, "training", "sources.json"), manifest(collect(cache)))
 
 
+def fixed_thresholds(text: str) -> Thresholds:
+    """``--at ESCALATE,BLOCK``: the same pair for every kind of text."""
+    pair = dict(zip(("escalate", "block"), map(float, text.split(",")), strict=True))
+    return {"prompt": pair, "document": pair}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=os.path.join(ROOT, "detectors", "models", "prompt_injection"))
@@ -634,8 +640,7 @@ def main() -> None:
     args = parser.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     if args.evaluate_only:
-        pair = dict(zip(("escalate", "block"), map(float, (args.at or "0,0").split(",")), strict=True))
-        reevaluate(args.out, args.cache, {"prompt": pair, "document": pair} if args.at else None)
+        reevaluate(args.out, args.cache, fixed_thresholds(args.at) if args.at else None)
         return
     if args.write_traffic:
         write_traffic(args.cache)

@@ -12,7 +12,7 @@ from dsl.types import Outcome, Stage
 from engine.config import Limits
 from engine.guard import Checked, Guard
 from engine.http.config import HttpConfig
-from engine.protocol.request_codec import InvalidRequest, request_from_proto, request_to_proto
+from engine.protocol.request_codec import InvalidRequest, bounded
 from engine.runtime.redaction import split_lines
 from engine.runtime.request import Message, Principal, Request, ToolCall
 
@@ -131,7 +131,7 @@ def _check(guard: Guard, limits: Limits, ruleset: str, base: Request, part: Requ
         principal=base.principal,
         metadata=base.metadata,
     )
-    return guard.check(ruleset, request_from_proto(request_to_proto(ruleset, request), limits))
+    return guard.check(ruleset, bounded(ruleset, request, limits))
 
 
 def _arguments(function: Function) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dsl.types import Outcome, Stage
 from engine.approvals import ApprovalError, watch
 from engine.config import Limits
 from engine.guard import Checked, Guard
-from engine.protocol.request_codec import InvalidRequest, request_from_proto, request_to_proto
+from engine.protocol.request_codec import InvalidRequest, bounded
 from engine.runtime.redaction import split_lines
 from engine.runtime.request import Principal, Request, ToolCall
 
@@ -81,7 +81,7 @@ class McpChecks:
             metadata=dict(metadata or {}),
             approval_id=approval_id,
         )
-        limited = request_from_proto(request_to_proto(caller.ruleset, request), self.limits)
+        limited = bounded(caller.ruleset, request, self.limits)
         return self.guard.check(caller.ruleset, limited)
 
     def rule(
