@@ -48,7 +48,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     shown = {name: plan.data() for name, plan in plans.items()}
     if os.path.exists(args.rulesets):
         with _released(args) as (latest, records):
-            found = releases(plans, compile_rulesets(args.rulesets), args.rulesets, latest, records)
+            found = releases(plans, _compiled(args), args.rulesets, latest, records)
         for name, release in found.items():
             shown[name] = shown.get(name, Plan().data()) | {
                 "answers": None if release.answers is None else release.answers.version,
@@ -140,7 +140,7 @@ def _approval(args: argparse.Namespace, graph: Graph, before: Plan) -> str:
         except Unapproved:
             if before.active:
                 raise
-            graphs = {key: g for key, g in compile_rulesets(args.rulesets).items() if key[0] == graph.name}
+            graphs = {key: g for key, g in _compiled(args).items() if key[0] == graph.name}
             answers = releases({}, graphs, args.rulesets, latest, records)[graph.name].answers
             if answers is not None and answers.content_hash != graph.content_hash:
                 raise
@@ -161,13 +161,17 @@ def _released(args: argparse.Namespace) -> Iterator[tuple[Latest, Store | None]]
             records.close()
 
 
-def _graph(args: argparse.Namespace, version: str) -> Graph:
+def _compiled(args: argparse.Namespace) -> dict[tuple[str, str], Graph]:
     try:
-        graphs = compile_rulesets(args.rulesets)
+        return compile_rulesets(args.rulesets)
     except CompileError as exc:
         raise RolloutRefused(
             f"{args.rulesets}: {len(exc.diagnostics)} error(s) in the rulesets\n{exc}"
         ) from exc
+
+
+def _graph(args: argparse.Namespace, version: str) -> Graph:
+    graphs = _compiled(args)
     graph = graphs.get((args.ruleset, version))
     if graph is None:
         loaded = ", ".join(v for n, v in sorted(graphs) if n == args.ruleset) or "none"
