@@ -22,9 +22,9 @@ from engine.approvals import (
     Gated,
 )
 from engine.approvals.pg_store import PgApprovalStore
-from engine.approvals.release import Unapproved, check_released
+from engine.approvals.release import Release, Unapproved, check_released, releases
 from engine.audit import AuditError, AuditLog, AuditUnavailable
-from engine.audit.events import rollout_field, shadow_entry
+from engine.audit.events import rollout_entry, rollout_field, shadow_entry
 from engine.audit.writer import HealthListener
 from engine.config import ServeConfig
 from engine.runtime.decision import Decision
@@ -33,10 +33,11 @@ from engine.runtime.ids import new_id
 from engine.runtime.observer import observer
 from engine.runtime.registry import Registry, compile_rulesets
 from engine.runtime.request import Request
-from engine.runtime.rollout import Role, RolloutError, load_plans, rollout_path
+from engine.runtime.rollout import Plan, Role, RolloutError, load_plans, rollout_path
 from engine.runtime.shadow import ShadowJob, ShadowRunner
 
 log = logging.getLogger("palisade.guard")
+SERVER_ACTOR = "palisade serve"  # who a rollout record names when the server put a version live itself
 
 
 class StartError(RuntimeError):
@@ -122,19 +123,19 @@ class Guard:
         guard = cls(registry, audit, approvals, default_timeout_s=config.default_timeout_ms / 1000 or None)
         guard._owned.append(pool)
         try:
-            guard.check_released(registry, config.rulesets)
+            guard.registry = guard.released(registry, config.rulesets)
         except StartError:
             guard.close()
             raise
         return guard
 
-    def check_released(self, registry: Registry, rulesets: str) -> None:
-        """Refuse ``registry`` (StartError) when its rollout plans make a version answer, active or
-        canary, that its gate file (beside ``rulesets``) requires an approval for and that has none:
-        the rule `palisade rollout` applies to a change, applied to whatever plan is loaded (a hand
-        edit of rollout.json included), at start and on every reload."""
-        if not registry.plans:
-            return
+    def released(self, registry: Registry, rulesets: str) -> Registry:
+        """``registry`` as it may answer under the approvals its gate files (beside ``rulesets``)
+        require, at start and on every reload: the rule `palisade rollout` applies to a change
+        (engine/approvals/release.py), applied to whatever plan is loaded (a hand edit of rollout.json
+        included). StartError when a plan makes an unapproved version answer, active or canary, or
+        none of a ruleset's versions may. Where a plan names no active version, the highest that may
+        answer does; the versions above it are loaded (pinned, shadow) but await an approval."""
         graphs = {key: evaluator.graph for key, evaluator in registry.by_key.items()}
         try:
             records = self.audit.reader()
@@ -142,10 +143,49 @@ class Guard:
             raise StartError(f"rollout: cannot read the audit log to check approvals: {exc}") from None
         try:
             check_released(registry.plans, graphs, rulesets, self.approvals.latest, records)
+            found = releases(registry.plans, graphs, rulesets, self.approvals.latest, records)
         except (Unapproved, AuditError, ApprovalUnavailable) as exc:
             raise StartError(str(exc)) from None
         finally:
             records.close()
+        answering: dict[str, Graph] = {}
+        for name, release in found.items():
+            if release.answers is None:
+                raise StartError(release.refusal())
+            answering[name] = release.answers
+        for name, graph in answering.items():
+            self._release(registry.plans.get(name, Plan()), found[name], graph)
+        return registry.answering({name: graph.version for name, graph in answering.items()})
+
+    def _release(self, plan: Plan, release: Release, graph: Graph) -> None:
+        """Record ``graph``, a first version, going live (its record vouches for it from then on), and
+        log the versions that await an approval."""
+        if release.first:
+            comment = "the first version of a ruleset that requires approvals: the only one loaded"
+            entry = rollout_entry(
+                "activate",
+                release.name,
+                plan,
+                version=graph.version,
+                content_hash=graph.content_hash,
+                actor=SERVER_ACTOR,
+                comment=comment,
+            )
+            try:
+                self.audit.submit(entry)
+            except AuditError as exc:
+                raise StartError(
+                    f"rollout: cannot record {release.name} {graph.version} going live: {exc}"
+                ) from None
+        for waiting in release.awaiting:
+            log.warning(
+                "rollout: %s %s (content %s) is loaded but awaits an approval before it may answer"
+                " (palisade rollout request, then palisade approvals approve); %s answers",
+                release.name,
+                waiting.version,
+                waiting.content_hash,
+                graph.version,
+            )
 
     @property
     def detector_pool(self) -> ThreadPoolExecutor | None:

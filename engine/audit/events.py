@@ -11,7 +11,8 @@ being the deciding rules, and differs (true when outcome or rules differ).
 
 A rollout record (kind "rollout") is one change of a plan: v, seq, prev_hash, hash, time,
 decision_id (its own id), kind, event (request | activate | shadow | canary), outcome
-("rollout:<event>"), actor, comment, ruleset {name, version, content_hash} (the version the change
+("rollout:<event>"), actor ("palisade serve" when the server put a ruleset's first version live
+itself: engine/guard.py), comment, ruleset {name, version, content_hash} (the version the change
 is about), principal {id: the actor, tenant: ""}, plan {active, shadow, canary, canary_percent,
 revision} (the plan in force after it), approval (the approval id it went live on, or "").
 """

@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -18,8 +20,10 @@ from engine.approvals.model import State, now_us
 from engine.approvals.release import (
     APPROVAL_QUEUE,
     APPROVAL_RULE,
+    Latest,
     Unapproved,
     release_approval,
+    releases,
     requires_approval,
 )
 from engine.audit import AuditConfig, AuditError, AuditLog, AuditPaths
@@ -38,8 +42,19 @@ class RolloutRefused(Exception):
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print the rollout plans (what a reload will serve)."""
-    print(json.dumps({n: p.data() for n, p in load_plans(rollout_path(args.data_dir)).items()}, indent=2))
+    """Print the rollout plans (what a reload will serve) and, for each ruleset that requires approvals
+    with no active version named, the version that answers and those that await an approval."""
+    plans = load_plans(rollout_path(args.data_dir))
+    shown = {name: plan.data() for name, plan in plans.items()}
+    if os.path.exists(args.rulesets):
+        with _released(args) as (latest, records):
+            found = releases(plans, _compiled(args), args.rulesets, latest, records)
+        for name, release in found.items():
+            shown[name] = shown.get(name, Plan().data()) | {
+                "answers": None if release.answers is None else release.answers.version,
+                "awaiting_approval": [graph.version for graph in release.awaiting],
+            }
+    print(json.dumps(shown, indent=2))
     return 0
 
 
@@ -115,36 +130,48 @@ def _changed(args: argparse.Namespace, plan: Plan, graph: Graph | None) -> Plan:
 def _approval(args: argparse.Namespace, graph: Graph, before: Plan) -> str:
     """The approval this version goes live on ("" when none is required), or Unapproved: the check
     the server makes of every plan it loads (engine/approvals/release.py), and one more exemption
-    that only a change can claim: the version serving now, with no plan yet (the highest)."""
+    that only a change can claim while the plan names no active version: the version answering now,
+    or any version where none may (several loaded, none ever approved or answered: the first pick)."""
     if not requires_approval(args.rulesets, graph.name):
         return ""
-    if not before.active and graph.version == _highest(args.rulesets, graph.name):
-        return ""
+    with _released(args) as (latest, records):
+        try:
+            return release_approval(graph, latest, records)
+        except Unapproved:
+            if before.active:
+                raise
+            graphs = {key: g for key, g in _compiled(args).items() if key[0] == graph.name}
+            answers = releases({}, graphs, args.rulesets, latest, records)[graph.name].answers
+            if answers is not None and answers.content_hash != graph.content_hash:
+                raise
+            return ""
+
+
+@contextmanager
+def _released(args: argparse.Namespace) -> Iterator[tuple[Latest, Store | None]]:
+    """The approvals and the audit log (None when it has no database yet) that say what may answer."""
     database = AuditPaths.of(args.data_dir).database
     records = Store.open_reader(database) if database.is_file() else None
     store = ApprovalStore.open(args.data_dir)
     try:
-        return release_approval(graph, store.latest, records)
+        yield store.latest, records
     finally:
         store.close()
         if records is not None:
             records.close()
 
 
-def _highest(rulesets: str, name: str) -> str:
-    from engine.runtime.registry import Registry  # noqa: PLC0415 (only here: builds evaluators)
-
-    graphs = {key: g for key, g in compile_rulesets(rulesets).items() if key[0] == name}
-    return Registry.of(graphs).get(name).graph.version if graphs else ""
-
-
-def _graph(args: argparse.Namespace, version: str) -> Graph:
+def _compiled(args: argparse.Namespace) -> dict[tuple[str, str], Graph]:
     try:
-        graphs = compile_rulesets(args.rulesets)
+        return compile_rulesets(args.rulesets)
     except CompileError as exc:
         raise RolloutRefused(
             f"{args.rulesets}: {len(exc.diagnostics)} error(s) in the rulesets\n{exc}"
         ) from exc
+
+
+def _graph(args: argparse.Namespace, version: str) -> Graph:
+    graphs = _compiled(args)
     graph = graphs.get((args.ruleset, version))
     if graph is None:
         loaded = ", ".join(v for n, v in sorted(graphs) if n == args.ruleset) or "none"

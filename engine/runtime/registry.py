@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from detectors.specs import DetectorSettings
 from dsl.compiler import run
@@ -13,7 +13,7 @@ from dsl.diagnostics import CompileError, Diagnostic, Span
 from dsl.ir import Graph
 from engine.runtime.evaluator import Evaluator
 from engine.runtime.request import Principal, quoted
-from engine.runtime.rollout import Plan, Role, check_plans, in_canary
+from engine.runtime.rollout import Plan, Role, check_plans, in_canary, version_key
 
 SOURCE_SUFFIX = ".pal"
 
@@ -100,12 +100,18 @@ class Registry:
         active: dict[str, Evaluator] = {}
         for (name, version), evaluator in by_key.items():
             current = active.get(name)
-            if current is None or _version_key(version) > _version_key(current.graph.version):
+            if current is None or version_key(version) > version_key(current.graph.version):
                 active[name] = evaluator
         for name, plan in plans.items():
             if plan.active:
                 active[name] = by_key[(name, plan.active)]
         return cls(by_key, active, dict(plans))
+
+    def answering(self, versions: Mapping[str, str]) -> Registry:
+        """This registry with ``versions`` (by ruleset name) answering the calls that pin none, in place
+        of the highest (engine/approvals/release.py picks them where a ruleset requires approvals)."""
+        active = self.active | {name: self.by_key[(name, version)] for name, version in versions.items()}
+        return replace(self, active=active)
 
     def warm(self) -> None:
         """Warm every ruleset version's detectors (Evaluator.warm), so that no Check loads anything;
@@ -137,8 +143,3 @@ class Registry:
 
     def __iter__(self) -> Iterator[Evaluator]:
         return iter(self.by_key.values())
-
-
-def _version_key(version: str) -> tuple[tuple[int, str], ...]:
-    """Order versions like "2.10.0" > "2.9.1": numeric parts numerically, the rest as text."""
-    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.replace("-", ".").split("."))

@@ -130,3 +130,8 @@ def in_canary(name: str, plan: Plan, principal: Principal) -> bool:
     if not plan.canary or not math.isfinite(plan.canary_percent) or plan.canary_percent <= 0:
         return False
     return canary_bucket(name, principal) < plan.canary_percent
+
+
+def version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Order versions like "2.10.0" > "2.9.1": numeric parts numerically, the rest as text."""
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.replace("-", ".").split("."))

@@ -170,8 +170,8 @@ class GuardServer:
             graphs = check_rulesets(self.config)
             plans = load_plans(rollout_path(self.config.data_dir))  # the rollout plans (palisade rollout)
             registry = Registry.of(graphs, self.config.detector_settings, self.guard.detector_pool, plans)
-            self.guard.check_released(registry, self.config.rulesets)  # approvals, as `palisade rollout`
             registry.warm()  # before it is served: a detector that cannot warm up refuses the reload
+            registry = self.guard.released(registry, self.config.rulesets)  # approvals, as `palisade rollout`
         except CompileError as exc:
             count = len(exc.diagnostics)
             log.error("reload refused, serving the rulesets as before: %d error(s)\n%s", count, exc)

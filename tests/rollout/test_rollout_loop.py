@@ -128,6 +128,7 @@ def test_the_whole_release_loop(tmp_path: Path) -> None:
     steps = [(r["event"], r["ruleset"]["version"], r["actor"], r["approval"] != "") for r in records(work)
              if r.get("kind") == "rollout"]  # fmt: skip
     assert steps == [
+        ("activate", "1.0.0", "palisade serve", False),  # the first version of a ruleset that needs approvals
         ("activate", "1.0.0", "alice", False),
         ("shadow", "1.1.0", "alice", False),
         ("request", "1.1.0", "alice", False),
@@ -176,3 +177,43 @@ def test_the_server_refuses_a_hand_edited_plan_without_its_approval(tmp_path: Pa
         palisade("approvals", "approve", approval, "--server", target, "--approver", "bob", cwd=work)
         reloaded(server, "reloaded ")  # the same hand-edited plan (canary at 100%), now approved
         assert check(target, "cust-1", THREAT) == ("1.1.0", "escalate")
+
+
+def test_a_new_file_answers_only_once_its_hash_is_approved(tmp_path: Path) -> None:
+    work = tmp_path
+    shutil.copytree(ROOT / "rulesets", work / "rulesets")
+    base = compile_file(str(work / "rulesets" / f"{RULESET}.pal")).content_hash
+    args = ("--rulesets", str(work / "rulesets"), "--listen", "127.0.0.1:0", "--data-dir", str(work / "data"))
+    with serve_process(*args) as server:  # no plan: the server picks what answers
+        target = server.wait_ready()
+        # the first version of a ruleset that requires approvals goes live, and its record vouches for it
+        wait_for(lambda: len(records(work, "rollout:activate")) == 1)
+        first = records(work, "rollout:activate")
+        assert [(r["actor"], r["ruleset"]["content_hash"]) for r in first] == [("palisade serve", base)]
+
+        write_candidate(work / "rulesets")  # dropped in, no approval
+        content = compile_file(str(work / "rulesets" / CANDIDATE)).content_hash
+        reloaded(server, "reloaded ")
+        awaits = f"{RULESET} 1.1.0 (content {content}) is loaded but awaits an approval"
+        assert awaits in server.log() and "1.0.0 answers" in server.log()
+        assert check(target, "cust-1", THREAT) == ("1.0.0", "allow")
+        decision = [r for r in records(work) if "kind" not in r][-1]
+        assert decision["ruleset"]["version"] == "1.0.0" and decision["ruleset"]["content_hash"] == base
+        status = json.loads(palisade("rollout", "status", cwd=work))[RULESET]
+        assert (status["answers"], status["awaiting_approval"]) == ("1.0.0", ["1.1.0"])
+        with GuardClient(target, timeout=60) as client:  # loaded: a caller may pin it (diff, tests)
+            pinned = client.check_request(RULESET, Request(stage=Stage.INPUT, text=THREAT), version="1.1.0")
+        assert pinned.outcome.label == "escalate"
+
+        asked = ("--ruleset", RULESET, "--version", "1.1.0", "--actor", "alice")
+        approval = palisade("rollout", "request", *asked, cwd=work).strip()
+        reloaded(server, "reloaded ")
+        assert check(target, "cust-2", THREAT) == ("1.0.0", "allow")  # requested is not approved
+        palisade("approvals", "approve", approval, "--server", target, "--approver", "bob", cwd=work)
+        reloaded(server, "reloaded ")
+        assert check(target, "cust-3", THREAT) == ("1.1.0", "escalate")
+        decision = [r for r in records(work) if "kind" not in r][-1]
+        assert decision["ruleset"]["content_hash"] == content
+        status = json.loads(palisade("rollout", "status", cwd=work))[RULESET]
+        assert (status["answers"], status["awaiting_approval"]) == ("1.1.0", [])
+    assert log_verifies(work / "data")

@@ -220,8 +220,6 @@ def test_a_start_refuses_a_plan_that_makes_an_unapproved_version_answer(
             f"rollout: gate_test.{role}: gate_test 1.0.0 (content {content}) needs an approval before it"
             " may answer: none was requested (palisade rollout request, then palisade approvals approve)"
         )
-    save_plans(rollout_path(data), {"gate_test": Plan(shadow="1.0.0")})  # a shadow never answers
-    Guard.open(config).close()
 
     asked = ["--ruleset", "gate_test", "--version", "1.0.0", "--actor", "alice", "--rulesets", str(folder)]
     assert main(["rollout", "request", *asked, "--data-dir", str(data)]) == 0
@@ -235,3 +233,31 @@ def test_a_start_refuses_a_plan_that_makes_an_unapproved_version_answer(
         store.close()
     with Guard.open(config) as guard:
         assert guard.check("gate_test", Request(stage=Stage.INPUT, text="hello")).decision.version == "1.0.0"
+    save_plans(rollout_path(data), {"gate_test": Plan(shadow="2.0.0")})  # a shadow never answers
+    with Guard.open(config) as guard:  # 1.0.0, approved, answers; 2.0.0 awaits an approval
+        assert guard.check("gate_test", Request(stage=Stage.INPUT, text="hello")).decision.version == "1.0.0"
+
+
+def test_several_versions_none_answered_refuse_a_start_until_one_is_picked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = two_versions(tmp_path / "r")
+    (folder / "gate_test.gate.toml").write_text("require_approval = true\n")
+    data = tmp_path / "data"
+    config = ServeConfig(rulesets=str(folder), data_dir=str(data))
+    with pytest.raises(StartError) as refused:
+        Guard.open(config)
+    assert str(refused.value) == (
+        "rollout: gate_test: no version may answer: 2.0.0, 1.0.0 are loaded and none is approved or answered"
+        " before (palisade rollout request, then palisade approvals approve; or pick the first: palisade"
+        " rollout activate --ruleset gate_test --version V --actor YOU)"
+    )
+    who = ["--ruleset", "gate_test", "--actor", "alice", "--rulesets", str(folder), "--data-dir", str(data)]
+    assert main(["rollout", "activate", *who, "--version", "1.0.0"]) == 0  # the first pick: no approval
+    save_plans(rollout_path(data), {})  # no active version named: 1.0.0 answered before, 2.0.0 awaits
+    with Guard.open(config) as guard:
+        assert guard.check("gate_test", Request(stage=Stage.INPUT, text="hello")).decision.version == "1.0.0"
+    capsys.readouterr()
+    assert main(["rollout", "activate", *who, "--version", "2.0.0"]) == 1  # not the one answering now
+    content = compile_file(str(folder / "gate_test@2.0.0.pal")).content_hash
+    assert f"gate_test 2.0.0 (content {content}) needs an approval" in capsys.readouterr().err
