@@ -47,7 +47,7 @@ def catalogue_manifest() -> dict[str, object]:
     return {"sha256": digest.hexdigest(), "kind": "exotic", "catalogues": len(found), "side": "train"}
 
 
-def _translation(rng: random.Random, pairs: list[tuple[str, str]]) -> str:
+def catalogue_text(rng: random.Random, pairs: list[tuple[str, str]]) -> str:
     """A stretch of one catalogue as a PO file, a JSON i18n resource or the plain translated strings."""
     start = rng.randrange(max(1, len(pairs) - 40))
     run = pairs[start : start + rng.randint(8, 40)]
@@ -96,13 +96,14 @@ def _blob(rng: random.Random) -> str:
 
 
 def exotic_texts(seed: int, count: int) -> list[str]:
-    """``count`` benign texts: half translations, a quarter Unicode tables, a quarter encoded blobs."""
+    """``count`` benign texts: half translations, a quarter Unicode tables, a quarter encoded blobs
+    (tables and blobs only on a machine without gettext catalogues)."""
     rng = random.Random(seed)
     catalogue = catalogues()
-    makers: list[Callable[[], str]] = [
-        lambda: _translation(rng, catalogue[rng.randrange(len(catalogue))][1]),
-        lambda: _translation(rng, catalogue[rng.randrange(len(catalogue))][1]),
-        lambda: _unicode_table(rng),
-        lambda: _blob(rng),
-    ]
-    return [makers[i % 4]() for i in range(count)]
+
+    def translation() -> str:
+        return catalogue_text(rng, catalogue[rng.randrange(len(catalogue))][1])
+
+    makers: list[Callable[[], str]] = [translation, translation] if catalogue else []
+    makers += [lambda: _unicode_table(rng), lambda: _blob(rng)]
+    return [makers[i % len(makers)]() for i in range(count)]
