@@ -13,7 +13,6 @@ from tokenizers import Tokenizer
 
 from training.commands import COMMAND_SOURCES
 from training.everyday import SOURCES, chunks, split_of
-from training.exotic import exotic_texts
 from training.generators import Example
 from training.messages import developer_prompts, messages
 from training.phrasing import composed_attack, composed_lookalike
@@ -265,25 +264,7 @@ def training_windows(
     for i in range(counts.get("composed-lookalike", 0)):
         lookalike = composed_lookalike(rng)
         out.append((plant_window(tok, rng, planter(i), lookalike), 0, "planted-composed-lookalike"))
-    return out + exotic_windows(tok, seed, counts.get("exotic", 0), command)
-
-
-def exotic_windows(tok: Tokenizer, seed: int, count: int, logs: list[str]) -> list[Example]:
-    """Benign windows of unusual text (training/exotic.py), alone and pasted into developer prompts
-    (a third as many), with a generator of their own so that the other rows stay as they were."""
-    if not count:
-        return []
-    rng = random.Random(seed + 7)
-    texts = exotic_texts(seed, count)
-    prompts = developer_prompts(seed + 7, False, texts, logs, count // 3)
-
-    def window(text: str) -> str:
-        start = rng.randrange(max(1, len(text) - 200))
-        return fit(tok, text, start, start + 1, rng)
-
-    return [(window(t), 0, "everyday-exotic") for t in texts] + [
-        (fit(tok, t, 0, 1, rng), 0, "everyday-exotic-prompt") for t in prompts
-    ]
+    return out
 
 
 def _sources(chunked: dict[str, list[tuple[str, str]]], kind: str) -> int:

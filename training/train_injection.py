@@ -24,7 +24,6 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoModel
 
-from training.exotic import catalogue_manifest
 from training.generators import Example, generated, tool_outputs, windows_with
 from training.onnx_graph import rewrite
 from training.traffic import (
@@ -44,19 +43,12 @@ LABELS = ("BENIGN", "PROMPT_INJECTION")
 MAX_LENGTH = 128
 # training windows of everyday traffic by kind (training/traffic.py), and the sizes of its sets
 WINDOWS = {"code": 4000, "command": 2500, "document": 2500, "web": 1500, "message": 1500, "prompt": 1500,
-           "attack": 7000, "lookalike": 2500, "composed": 6000, "composed-lookalike": 4000,
-           "exotic": 3000}  # fmt: skip
+           "attack": 7000, "lookalike": 2500, "composed": 3500, "composed-lookalike": 2500}  # fmt: skip
 VAL_SIZE, TEST_SIZE = 150, 400
 VAL_WINDOWS = {"code": 600, "command": 300, "document": 400, "web": 300, "message": 300, "prompt": 300,
                "attack": 1400, "lookalike": 500, "composed": 700, "composed-lookalike": 500}  # fmt: skip
 # The training rows a resumed run (--resume) takes whole; it adds a replay sample of the others.
-FRESH = {
-    "planted-composed",
-    "planted-composed-lookalike",
-    "everyday-message",
-    "everyday-exotic",
-    "everyday-exotic-prompt",
-}
+FRESH = {"planted-composed", "planted-composed-lookalike", "everyday-message"}
 AXES = {0: "batch", 1: "tokens"}
 
 
@@ -607,8 +599,7 @@ def write_traffic(cache: str) -> None:
             for row in traffic_rows(sets, ruleset):
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"wrote {path}")
-    sources = manifest(collect(cache)) | {"gettext-catalogues": catalogue_manifest()}
-    write_json(os.path.join(ROOT, "training", "sources.json"), sources)
+    write_json(os.path.join(ROOT, "training", "sources.json"), manifest(collect(cache)))
 
 
 def fixed_thresholds(text: str) -> Thresholds:
