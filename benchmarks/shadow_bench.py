@@ -4,8 +4,10 @@ Two `palisade serve` processes on one copy of the shipped rulesets plus support_
 rules: a shadow exactly as costly as the active version); one serves 1.0.0 alone, the other 1.0.0
 with 0.9.9 as its shadow (data/rollout.json). 1.0.0 answers as the highest version, so that the plans
 name no active version (one would need an approval on its hash: support_bot.gate.toml). `palisade
-bench` drives each in turn, alternating, so that both see the same machine. Run: python -m
-benchmarks.shadow_bench [--rounds 3]. Results: benchmarks/SHADOW.md.
+bench` drives each in turn, alternating, so that both see the same machine. ``--baseline DIR`` (a
+copy of earlier code: git archive REV | tar -x -C DIR) adds a third server, the shadow on with that
+code, to compare a change side by side. Run: python -m benchmarks.shadow_bench [--rounds 3]
+[--baseline DIR]. Results: benchmarks/SHADOW.md.
 """
 
 from __future__ import annotations
@@ -52,37 +54,49 @@ def bench(target: str, rulesets: Path, args: argparse.Namespace, out: Path) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="off/on pairs, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds: each side once, each first in turn")
     parser.add_argument("--rate", type=float, default=10.0, help="Checks per second (BUDGETS.md's rate)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured per run")
+    parser.add_argument("--baseline", help="earlier code (a source tree): also serve the shadow with it")
     args = parser.parse_args()
+    sides = ["off", "on"] + (["baseline"] if args.baseline else [])
     with tempfile.TemporaryDirectory(prefix="palisade-shadow-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         rulesets = prepared(folder)
-        save_plans(rollout_path(folder / "on"), {RULESET: Plan(shadow="0.9.9", revision=1)})
-        save_plans(rollout_path(folder / "off"), {RULESET: Plan(revision=1)})
+        for side in sides:
+            plan = Plan(revision=1) if side == "off" else Plan(shadow="0.9.9", revision=1)
+            save_plans(rollout_path(folder / side), {RULESET: plan})
         targets = {
-            side: stack.enter_context(
-                server_process(palisade_server(str(rulesets), str(folder / side)))
-            ).target
-            for side in ("off", "on")
+            side: stack.enter_context(server_process(_server(side, rulesets, folder, args.baseline))).target
+            for side in sides
         }
-        p95: dict[str, list[float]] = {"off": [], "on": []}
+        p95: dict[str, list[float]] = {side: [] for side in sides}
         for n in range(args.rounds):
-            for side in ("off", "on") if n % 2 == 0 else ("on", "off"):
+            for side in sides[n % len(sides) :] + sides[: n % len(sides)]:  # each first in turn
                 entry = bench(targets[side], rulesets, args, folder / f"{side}-{n}.json")
                 p95[side].append(entry["p95_ms"])
                 print(f"round {n + 1} shadow {side}: p95 {entry['p95_ms']:.1f} ms", flush=True)
-        shadowed = _shadowed(folder / "on")
-    off, on = statistics.median(p95["off"]), statistics.median(p95["on"])
-    report = {"machine": machine(), "args": vars(args), "p95_ms": p95, "median_off": off, "median_on": on,
-              "ratio": round(on / off, 3), "shadow": shadowed}  # fmt: skip
+        shadowed = {side: _shadowed(folder / side) for side in sides[1:]}
+    medians = {side: statistics.median(values) for side, values in p95.items()}
+    ratios = {side: round(medians[side] / medians["off"], 3) for side in sides[1:]}
+    report = {"machine": machine(), "args": vars(args), "p95_ms": p95, "median_ms": medians,
+              "ratio_to_off": ratios, "shadow": shadowed}  # fmt: skip
     print(json.dumps(report, indent=2))
     return 0
 
 
+def _server(side: str, rulesets: Path, folder: Path, baseline: str | None) -> list[str]:
+    """The `palisade serve` command of one side: the baseline's runs the earlier code (from its folder,
+    which `python -m` puts first on the path)."""
+    command = palisade_server(str(rulesets), str(folder / side))
+    if side != "baseline" or baseline is None:
+        return command
+    source = str(Path(baseline).resolve())
+    return ["env", "-C", source, f"PYTHONPATH={source}", *command]
+
+
 def _shadowed(data_dir: Path) -> dict[str, Any]:
-    """The shadow report of the run with the shadow on (how many Checks it evaluated, at what rate)."""
+    """The shadow report of a run with the shadow on (how many Checks it evaluated, at what rate)."""
     command = [sys.executable, "-m", "engine.cli.main", "shadow", "report", "--ruleset", RULESET,
                "--data-dir", str(data_dir), "--format", "json"]  # fmt: skip
     report: dict[str, Any] = json.loads(subprocess.run(command, check=True, capture_output=True).stdout)

@@ -210,6 +210,17 @@ class Guard:
         ``timeout_s`` (None: the default timeout). ``decided`` is called once the decision is made
         and only the wait for its audit record's commit remains, with sync durability (a server's
         admission control then lets the next call work). Raises runtime.registry.UnknownRuleset."""
+        with self.shadows.traffic:  # in flight: the shadow thread waits for a moment without Checks
+            return self._check(ruleset, request, version, timeout_s, decided)
+
+    def _check(
+        self,
+        ruleset: str,
+        request: Request,
+        version: str,
+        timeout_s: float | None,
+        decided: Callable[[], None] | None,
+    ) -> Checked:
         started = time.perf_counter()
         registry = self.registry
         evaluator, role = registry.route(ruleset, version, request.principal)

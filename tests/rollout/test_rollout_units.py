@@ -9,15 +9,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from server_helpers import log_verifies
+from server_helpers import log_verifies, wait_for
 
 from dsl.compiler import compile_file
 from engine.approvals import Approvals, ApprovalStore
 from engine.audit import AuditLog
+from engine.audit.config import AuditConfig
 from engine.audit.events import SHADOW_KIND
 from engine.cli.main import main
 from engine.config import ServeConfig
 from engine.guard import Guard, StartError
+from engine.runtime import shadow
 from engine.runtime.registry import Registry
 from engine.runtime.request import Principal, Request, Stage
 from engine.runtime.rollout import Plan, Role, RolloutError, in_canary, load_plans, rollout_path, save_plans
@@ -187,6 +189,43 @@ def test_shadow_records_and_diff_on_an_audit_export(
     report = json.loads(capsys.readouterr().out)
     assert (report["offered"], report["shadowed"], report["differing"]) == (3, 3, 1)
     assert report["examples"]["ALLOW->BLOCK"] == [shadows[0]["decision"]]
+
+
+def outcomes(guard: Guard) -> list[str]:
+    """The outcomes of gate_test's records in the log so far (a shadow record's: "shadow:...")."""
+    store = guard.audit.reader()
+    try:
+        return [r.outcome for r in store.records() if r.ruleset == "gate_test"]
+    finally:
+        store.close()
+
+
+def shadowed_guard(tmp_path: Path) -> Guard:
+    """gate_test 1.0.0 answering, 2.0.0 its shadow, each record committed before its submit returns."""
+    data = tmp_path / "data"
+    save_plans(rollout_path(data), {"gate_test": Plan(active="1.0.0", shadow="2.0.0", revision=1)})
+    config = ServeConfig(
+        rulesets=str(two_versions(tmp_path / "r")), data_dir=str(data), audit=AuditConfig(durability="sync")
+    )
+    return Guard.open(config)
+
+
+def test_a_shadow_waits_while_a_check_is_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shadow, "WAIT_S", 3600.0)  # no bound: the job waits for the quiet moment
+    with shadowed_guard(tmp_path) as guard:
+        with guard.shadows.traffic:  # another Check, still being answered
+            guard.check("gate_test", Request(stage=Stage.INPUT, text="please cancel it"))
+            wait_for(lambda: guard.shadows.traffic.waiting)
+            assert outcomes(guard) == ["allow"]  # the shadow has not been evaluated beside it
+        wait_for(lambda: len(outcomes(guard)) == 2)
+        assert outcomes(guard) == ["allow", "shadow:block"] and guard.shadows.unquiet == 0
+
+
+def test_a_shadow_waits_for_a_quiet_moment_only_so_long(tmp_path: Path) -> None:
+    with shadowed_guard(tmp_path) as guard, guard.shadows.traffic:  # a Check in flight throughout
+        guard.check("gate_test", Request(stage=Stage.INPUT, text="please cancel it"))
+        wait_for(lambda: len(outcomes(guard)) == 2)
+        assert outcomes(guard) == ["allow", "shadow:block"] and guard.shadows.unquiet == 1
 
 
 def test_gate_benches_the_candidate_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
