@@ -40,6 +40,14 @@ def two_versions(folder: Path) -> Path:
     return folder
 
 
+def gated_versions(tmp_path: Path) -> tuple[Path, Path, ServeConfig]:
+    """two_versions whose gate file requires approvals, an empty data dir, and a config serving them."""
+    folder = two_versions(tmp_path / "r")
+    (folder / "gate_test.gate.toml").write_text("require_approval = true\n")
+    data = tmp_path / "data"
+    return folder, data, ServeConfig(rulesets=str(folder), data_dir=str(data))
+
+
 def test_plans_round_trip_and_name_what_is_wrong(tmp_path: Path) -> None:
     path = rollout_path(tmp_path)
     assert load_plans(path) == {}
@@ -245,10 +253,7 @@ def test_gate_benches_the_candidate_itself(tmp_path: Path, capsys: pytest.Captur
 def test_a_start_refuses_a_plan_that_makes_an_unapproved_version_answer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = two_versions(tmp_path / "r")
-    (folder / "gate_test.gate.toml").write_text("require_approval = true\n")
-    data = tmp_path / "data"
-    config = ServeConfig(rulesets=str(folder), data_dir=str(data))
+    folder, data, config = gated_versions(tmp_path)
     content = compile_file(str(folder / "gate_test.pal")).content_hash
     for plan in (Plan(active="1.0.0"), Plan(canary="1.0.0", canary_percent=5.0)):
         save_plans(rollout_path(data), {"gate_test": plan})  # by hand: no `palisade rollout`
@@ -280,10 +285,7 @@ def test_a_start_refuses_a_plan_that_makes_an_unapproved_version_answer(
 def test_several_versions_none_answered_refuse_a_start_until_one_is_picked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = two_versions(tmp_path / "r")
-    (folder / "gate_test.gate.toml").write_text("require_approval = true\n")
-    data = tmp_path / "data"
-    config = ServeConfig(rulesets=str(folder), data_dir=str(data))
+    folder, data, config = gated_versions(tmp_path)
     with pytest.raises(StartError) as refused:
         Guard.open(config)
     assert str(refused.value) == (
