@@ -2,8 +2,8 @@
 
 Two `palisade serve` processes on one copy of the shipped rulesets plus support_bot 0.9.9 (the same
 rules: a shadow exactly as costly as the active version); one serves 1.0.0 alone, the other 1.0.0
-with 0.9.9 as its shadow (data/rollout.json). 1.0.0 answers as the highest version, so that the plans
-name no active version (one would need an approval on its hash: support_bot.gate.toml). `palisade
+with 0.9.9 as its shadow, both set with `palisade rollout` (support_bot.gate.toml requires approvals:
+1.0.0, the first version picked, goes live on its activation record). `palisade
 bench` drives each in turn, alternating, so that both see the same machine. ``--baseline DIR`` (a
 copy of earlier code: git archive REV | tar -x -C DIR) adds a third server, the shadow on with that
 code, to compare a change side by side. Run: python -m benchmarks.shadow_bench [--rounds 3]
@@ -25,7 +25,6 @@ from typing import Any
 
 from engine.cli.bench.loadgen import palisade_server, server_process
 from engine.cli.bench.procstat import machine
-from engine.runtime.rollout import Plan, rollout_path, save_plans
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESET = "support_bot"
@@ -64,8 +63,9 @@ def main() -> int:
         folder = Path(tmp)
         rulesets = prepared(folder)
         for side in sides:
-            plan = Plan(revision=1) if side == "off" else Plan(shadow="0.9.9", revision=1)
-            save_plans(rollout_path(folder / side), {RULESET: plan})
+            _rollout(rulesets, folder / side, "activate", "1.0.0")
+            if side != "off":
+                _rollout(rulesets, folder / side, "shadow", "0.9.9")
         targets = {
             side: stack.enter_context(server_process(_server(side, rulesets, folder, args.baseline))).target
             for side in sides
@@ -93,6 +93,15 @@ def _server(side: str, rulesets: Path, folder: Path, baseline: str | None) -> li
         return command
     source = str(Path(baseline).resolve())
     return ["env", "-C", source, f"PYTHONPATH={source}", *command]
+
+
+def _rollout(rulesets: Path, data_dir: Path, step: str, version: str) -> None:
+    """`palisade rollout STEP` of support_bot VERSION in ``data_dir`` (1.0.0 is the first version
+    picked, which its gate file's require_approval lets go live; its record vouches for it)."""
+    where = ["--rulesets", str(rulesets), "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "engine.cli.main", "rollout", step, "--ruleset", RULESET,
+               "--version", version, "--actor", "shadow_bench", *where]  # fmt: skip
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
 def _shadowed(data_dir: Path) -> dict[str, Any]:
