@@ -163,7 +163,9 @@ def test_the_first_text_of_a_stream_leaves_once_the_window_follows_it(guard: Gua
 
 def test_a_match_across_the_first_window_is_caught(guard: Guard) -> None:
     stopped = b"data: stopped\n\n"
-    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 16, 4096, lambda found: stopped, ChatStream())
+    stream = StreamGuard(
+        Checks(guard, Limits(), Caller("gateway")), 16, 4096, lambda found: stopped, ChatStream()
+    )
     sent = stream.feed(_text_event("Here: LAUNCH"), False) + stream.feed(_text_event("-CODE-"), False)
     sent += stream.feed(_text_event("42 and the rest of it"), False)
     assert b"LAUNCH" not in sent and sent.endswith(stopped + b"data: [DONE]\n\n")
