@@ -14,7 +14,6 @@ from openai import OpenAI, PermissionDeniedError
 from openai.types.responses import Response, ResponseStreamEvent
 
 from benchmarks.envoy_bench import Ports, Script, Upstream
-from engine.guard import Guard
 
 Client = Callable[..., OpenAI]
 LONG = "Your order shipped on Monday. It should arrive by Thursday. Tracking is on its way to you. "
@@ -100,26 +99,6 @@ def test_a_fallback_reply_is_a_well_formed_response(client: Client, upstream: Up
     assert not upstream.started  # not even its headers reached the model
     upstream.script = Script(text="Here is something OFF-TOPIC.")  # on the answer
     assert _create(client(), "Where is my order?").output_text == "Let us stay on your order."
-
-
-def test_a_fallback_model_rewrites_the_request(client: Client, upstream: Upstream) -> None:
-    answer = _create(client(), "Think hard: why?")
-    assert upstream.requests[-1]["model"] == "big-model"
-    assert answer.model == "big-model"
-
-
-def test_an_escalated_request_resumes_with_its_approval_id(
-    client: Client, upstream: Upstream, guard: Guard
-) -> None:
-    text = "Please make a wire transfer of 500 dollars."
-    with pytest.raises(PermissionDeniedError) as caught:
-        _create(client(), text)
-    approval_id = error_of(caught.value)["approval_id"]
-    assert error_of(caught.value)["code"] == "approval_required"
-    assert caught.value.response.headers["x-palisade-approval-id"] == approval_id
-    guard.approvals.resolve(approval_id, True, "bob", "ok")
-    resumed = _create(client(**{"x-palisade-approval-id": approval_id}), text)
-    assert resumed.output_text == "Hello from the model." and len(upstream.requests) == 1
 
 
 def test_a_redacted_answer_is_rewritten(client: Client, upstream: Upstream) -> None:
