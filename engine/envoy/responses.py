@@ -166,12 +166,12 @@ class ResponsesStream:
         if kind == TEXT_DELTA:
             _index(chunk)
             return Read(_string(chunk, "delta", kind))
-        item = chunk.get("item")
-        if kind in ("response.output_item.added", "response.output_item.done") and _is_call(item):
-            assert isinstance(item, dict)
-            name, arguments = _string(item, "name", kind), _string(item, "arguments", kind)
+        call = _call(chunk) if kind in ("response.output_item.added", "response.output_item.done") else None
+        if call is not None:  # it begins (its arguments still to come) or is complete
             done = kind == "response.output_item.done"
-            return Read(tools=(ToolPart(_index(chunk), name, arguments, whole=done),), finished=done)
+            arguments = _string(call, "arguments", kind) if done else str(call.get("arguments") or "")
+            part = ToolPart(_index(chunk), _string(call, "name", kind), arguments, whole=done)
+            return Read(tools=(part,), finished=done)
         if kind == "response.function_call_arguments.delta":
             return Read(tools=(ToolPart(_index(chunk), arguments=_string(chunk, "delta", kind)),))
         if kind == "response.function_call_arguments.done":
@@ -250,8 +250,10 @@ def _string(holder: dict[str, Any], key: str, kind: str) -> str:
     return value
 
 
-def _is_call(item: object) -> bool:
-    return isinstance(item, dict) and item.get("type") == "function_call"
+def _call(chunk: dict[str, Any]) -> dict[str, Any] | None:
+    """The function call item of an output item event, if it is one."""
+    item = chunk.get("item")
+    return item if isinstance(item, dict) and item.get("type") == "function_call" else None
 
 
 def _part_key(chunk: dict[str, Any]) -> tuple[int, int]:
