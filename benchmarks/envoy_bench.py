@@ -72,8 +72,9 @@ class Script:
 
 
 class Upstream:
-    """Answers POST /v1/chat/completions with its ``script``, streaming when asked; keeps each body,
-    and counts the requests it was sent (``started``)."""
+    """Answers POST /v1/chat/completions (and /v1/responses, as the Responses API) with its
+    ``script``, streaming when asked; keeps each body, and counts the requests it was sent
+    (``started``)."""
 
     def __init__(self) -> None:
         self.script = Script()
@@ -99,10 +100,12 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
             upstream.requests.append(body)
             model = str(body.get("model", ""))
+            responses = self.path.startswith("/v1/responses")
             if body.get("stream") is True:
-                self._stream(upstream.script, model)
+                self._stream(upstream.script, model, responses)
             else:
-                self._send(completion(upstream.script, model), upstream.script.content_type)
+                answer = (response if responses else completion)(upstream.script, model)
+                self._send(answer, upstream.script.content_type)
 
         def _send(self, data: bytes, content_type: str) -> None:
             self.send_response(200)
@@ -111,16 +114,17 @@ def _handler(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _stream(self, script: Script, model: str) -> None:
+        def _stream(self, script: Script, model: str, responses: bool) -> None:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
+            events = (response_events if responses else stream_events)(script, model)
             with suppress(ConnectionError):  # a client that stops reading (a blocked stream) hangs up
-                self._events(script, model)
+                self._events(script, events)
 
-        def _events(self, script: Script, model: str) -> None:
-            for data in stream_events(script, model):
+        def _events(self, script: Script, events: Iterator[bytes]) -> None:
+            for data in events:
                 halves = (data[: len(data) // 2], data[len(data) // 2 :]) if script.split_events else (data,)
                 for half in halves:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
@@ -174,6 +178,79 @@ def stream_events(script: Script, model: str) -> Iterator[bytes]:
             yield chunk({"tool_calls": [{"index": i, "function": {"arguments": raw[start : start + 10]}}]})
     yield chunk({}, "tool_calls" if script.tool_calls else "stop")
     yield b"data: [DONE]\n\n"
+
+
+def response(script: Script, model: str) -> bytes:
+    """A whole Response (the Responses API): the text as a message, then each function call."""
+    items = _output_items(script)
+    return json.dumps(_response(model, "completed", items) | {"usage": _RESPONSE_USAGE}).encode()
+
+
+def response_events(script: Script, model: str) -> Iterator[bytes]:
+    """The named events of a streamed Response: created, the message's text in deltas, each function
+    call's arguments in fragments, each item done, completed."""
+    sequence = iter(range(1_000_000))
+
+    def named(kind: str, **data: Any) -> bytes:
+        body = {"type": kind, **data, "sequence_number": next(sequence)}
+        return f"event: {kind}\ndata: {json.dumps(body)}\n\n".encode()
+
+    yield named("response.created", response=_response(model, "in_progress", []))
+    for index, item in enumerate(_output_items(script)):
+        yield named("response.output_item.added", output_index=index, item=_begun(item))
+        if item["type"] == "message":
+            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            yield named("response.content_part.added", **where, part=_text_part(""))
+            for start in range(0, len(script.text), script.piece_chars):
+                delta = script.text[start : start + script.piece_chars]
+                yield named("response.output_text.delta", **where, delta=delta, logprobs=[])
+            yield named("response.output_text.done", **where, text=script.text, logprobs=[])
+            yield named("response.content_part.done", **where, part=_text_part(script.text))
+        else:
+            where = {"item_id": item["id"], "output_index": index}
+            for start in range(0, len(item["arguments"]), 10):
+                delta = item["arguments"][start : start + 10]
+                yield named("response.function_call_arguments.delta", **where, delta=delta)
+            yield named("response.function_call_arguments.done", **where, arguments=item["arguments"])
+        yield named("response.output_item.done", output_index=index, item=item)
+    done = _response(model, "completed", _output_items(script)) | {"usage": _RESPONSE_USAGE}
+    yield named("response.completed", response=done)
+
+
+_RESPONSE_USAGE = {
+    "input_tokens": 5,
+    "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+    "output_tokens": 7,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": 12,
+}
+
+
+def _response(model: str, status: str, output: list[dict[str, Any]]) -> dict[str, Any]:
+    envelope = {"id": "resp_up", "object": "response", "created_at": 1, "status": status, "model": model}
+    return envelope | {"output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}
+
+
+def _output_items(script: Script) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if script.text:
+        content = [_text_part(script.text)]
+        message = {"type": "message", "id": "msg_up", "status": "completed", "role": "assistant"}
+        items.append(message | {"content": content})
+    for i, (name, arguments) in enumerate(script.tool_calls):
+        call = {"type": "function_call", "id": f"fc_{i}", "call_id": f"call_{i}", "name": name}
+        items.append(call | {"arguments": json.dumps(arguments), "status": "completed"})
+    return items
+
+
+def _begun(item: dict[str, Any]) -> dict[str, Any]:
+    """An output item as it begins: no content, no arguments yet."""
+    empty: dict[str, Any] = {"content": []} if item["type"] == "message" else {"arguments": ""}
+    return item | empty | {"status": "in_progress"}
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": []}
 
 
 # Envoy: the example config, pointed at local ports, with a listener for each way the filter runs.

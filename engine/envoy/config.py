@@ -8,7 +8,7 @@ TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: the exchange
 
 
 class EnvoyConfig(BaseModel):
-    """Palisade as an Envoy external processor (engine/envoy/) for OpenAI-style chat traffic.
+    """Palisade as an Envoy external processor (engine/envoy/) for OpenAI-style traffic (chat, Responses).
 
     The ruleset of an exchange is the one the ``ruleset_header`` names (a header an earlier filter
     sets; never one a client may choose), else the one ``routes`` gives the Envoy route (the filter
@@ -26,7 +26,8 @@ class EnvoyConfig(BaseModel):
     roles_header: str = ""  # -> principal.roles, comma-separated
     metadata_headers: dict[str, str] = Field(default_factory=dict)  # metadata key -> request header
     approval_header: str = "x-palisade-approval-id"  # a client resumes an escalated request with it
-    chat_paths: tuple[str, ...] = ("/v1/chat/completions",)  # POSTs to these are guarded
+    chat_paths: tuple[str, ...] = ("/v1/chat/completions",)  # POSTs to these are guarded as chats
+    responses_paths: tuple[str, ...] = ("/v1/responses",)  # and to these as the Responses API
     # what happens to any other request: "block" (403, the safe default) or "allow" (passed unchecked)
     other_paths: str = Field(default="block", pattern="^(allow|block)$")
     input_roles: tuple[str, ...] = ("user",)  # messages checked at `input` (tool messages: tool_result)

@@ -55,7 +55,7 @@ class Chat:
 def parse_request(raw: bytes, input_roles: Sequence[str]) -> Chat:
     """A chat completions request: the texts of messages in ``input_roles``, every tool call in the
     history, and every tool message (with the call it answers). Raises BodyError."""
-    body = _object(raw, "request")
+    body = json_object(raw, "request")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BodyError("messages: required, a non-empty array")
@@ -70,7 +70,7 @@ def parse_request(raw: bytes, input_roles: Sequence[str]) -> Chat:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise BodyError(f"messages[{i}]: an object with a role")
         role = message["role"]
-        own = _texts(message.get("content"), (*where, "content"), role)
+        own = texts_of(message.get("content"), (*where, "content"), role)
         if role == "tool":
             call = asked.get(str(message.get("tool_call_id", "")), ToolUse("", {}))
             results.extend(ToolUse(call.name, call.arguments, slot) for slot in own)
@@ -84,7 +84,7 @@ def parse_request(raw: bytes, input_roles: Sequence[str]) -> Chat:
 
 def parse_completion(raw: bytes) -> Chat:
     """A chat completion: each choice's answer, and each tool call it asks for. Raises BodyError."""
-    body = _object(raw, "completion")
+    body = json_object(raw, "completion")
     choices = body.get("choices")
     if not isinstance(choices, list):
         raise BodyError("choices: required, an array")
@@ -95,7 +95,7 @@ def parse_completion(raw: bytes) -> Chat:
         if not isinstance(message, dict):
             raise BodyError(f"choices[{i}].message: required, an object")
         where: Path = ("choices", i, "message")
-        texts.extend(_texts(message.get("content"), (*where, "content"), "assistant"))
+        texts.extend(texts_of(message.get("content"), (*where, "content"), "assistant"))
         calls.extend(call.use for call in _tool_calls(message.get("tool_calls"), (*where, "tool_calls")))
     return Chat(body, tuple(texts), tuple(calls))
 
@@ -117,7 +117,8 @@ class _Call:
     use: ToolUse
 
 
-def _object(raw: bytes, what: str) -> dict[str, Any]:
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """``raw`` as a JSON object; raises BodyError naming ``what`` (request, completion, ...)."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -127,14 +128,14 @@ def _object(raw: bytes, what: str) -> dict[str, Any]:
     return body
 
 
-def _texts(content: object, where: Path, role: str) -> list[Slot]:
+def texts_of(content: object, where: Path, role: str) -> list[Slot]:
     """The texts of a message's content: a string, or the text parts of an array (others unchecked)."""
     if content is None:
         return []
     if isinstance(content, str):
         return [Slot(where, role, content)]
     if not isinstance(content, list):
-        raise BodyError(f"{_dotted(where)}: a string or an array of parts")
+        raise BodyError(f"{dotted(where)}: a string or an array of parts")
     return [
         Slot((*where, j, "text"), role, part["text"])
         for j, part in enumerate(content)
@@ -146,19 +147,20 @@ def _tool_calls(calls: object, where: Path) -> list[_Call]:
     if calls is None:
         return []
     if not isinstance(calls, list):
-        raise BodyError(f"{_dotted(where)}: an array")
+        raise BodyError(f"{dotted(where)}: an array")
     found = []
     for j, call in enumerate(calls):
         function = call.get("function") if isinstance(call, dict) else None
         name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(function, dict) or not isinstance(name, str):
-            raise BodyError(f"{_dotted((*where, j))}: an object with function.name")
-        arguments = tool_arguments(function.get("arguments"), f"{_dotted((*where, j))}.function.arguments")
+            raise BodyError(f"{dotted((*where, j))}: an object with function.name")
+        arguments = tool_arguments(function.get("arguments"), f"{dotted((*where, j))}.function.arguments")
         found.append(_Call(str(call.get("id", "")), ToolUse(name, arguments)))
     return found
 
 
-def _dotted(where: Path) -> str:
+def dotted(where: Path) -> str:
+    """``where`` as a field name in an error message: ``messages[2].content``."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where).lstrip(".")
 
 

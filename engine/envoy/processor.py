@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -12,21 +11,11 @@ import grpc
 from dsl.types import Outcome, Stage
 from engine.config import Limits
 from engine.envoy import wire
+from engine.envoy.apis import CHAT, RESPONSES, Api
 from engine.envoy.checks import Answer, Asked, Caller, Checks, Verdict, refusal, verdict
 from engine.envoy.config import TRACE_HEADERS, EnvoyConfig
-from engine.envoy.openai import (
-    BodyError,
-    Chat,
-    Slot,
-    ToolUse,
-    error_body,
-    parse_completion,
-    parse_request,
-    reply_chunks,
-    reply_completion,
-    rewritten,
-)
-from engine.envoy.sse import DONE, StreamError, data_event, event
+from engine.envoy.openai import BodyError, Chat, Slot, ToolUse, error_body, rewritten
+from engine.envoy.sse import StreamError
 from engine.envoy.stream import StreamGuard
 from engine.guard import Guard
 from engine.protocol.request_codec import InvalidRequest
@@ -76,6 +65,7 @@ class Exchange:
         self.config = config
         self.limits = limits
         self.checks: Checks | None = None
+        self.api: Api = CHAT  # the API of the guarded path
         self.chat: Chat | None = None
         self.stream: StreamGuard | None = None
         self.ended = False  # the streamed answer's last bytes were sent: the rest of the upstream's goes
@@ -113,15 +103,17 @@ class Exchange:
         """Start the exchange from its request's headers: None when it is guarded (its Checks are
         ready), else the answer to ``part`` (passed unchecked, or refused)."""
         path = headers.get(":path", "").partition("?")[0]
-        if headers.get(":method") == "POST" and path in self.config.chat_paths:
+        guarded = dict.fromkeys(self.config.chat_paths, CHAT)
+        guarded |= dict.fromkeys(self.config.responses_paths, RESPONSES)
+        if headers.get(":method") == "POST" and path in guarded:
+            self.api = guarded[path]
             self.checks = Checks(self.guard, self.limits, self._caller(headers, route))
             return None
         if self.config.other_paths == "allow":
             self.passing = True
             return wire.proceed(part, skip_bodies=part == "request_headers")
-        guarded = ", ".join(self.config.chat_paths)
         method = headers.get(":method", "(no request.method attribute)")
-        message = f"this gateway passes only POST {guarded}; {method} {path} is refused"
+        message = f"this gateway passes only POST {', '.join(guarded)}; {method} {path} is refused"
         return _immediate(Answer(403, error_body(message, "invalid_request_error", "not_guarded")))
 
     def _caller(self, headers: dict[str, str], route: str) -> Caller:
@@ -149,7 +141,7 @@ class Exchange:
         if len(raw) > self.config.max_body_bytes:
             message = f"the request body is {len(raw)} bytes, over the limit of {self.config.max_body_bytes}"
             return _immediate(Answer(413, error_body(message, "invalid_request_error", "body_too_large")))
-        chat = self.chat = parse_request(raw, self.config.input_roles)
+        chat = self.chat = self.api.parse_request(raw, self.config.input_roles)
         asks: list[Ask] = [(Stage.INPUT, list(chat.texts), None)] if chat.texts else []
         asks += [(Stage.TOOL_CALL, [], call) for call in chat.tool_calls]
         asks += [(Stage.TOOL_RESULT, [r.result], r) for r in chat.tool_results if r.result is not None]
@@ -157,8 +149,7 @@ class Exchange:
         if found.outcome in (Outcome.BLOCK, Outcome.ESCALATE):
             return _immediate(self._refusal(found))
         if found.reply is not None:
-            reply = self._reply(found, chat.model, chat.stream)
-            return _immediate(replace(reply, body=reply.body + DONE) if chat.stream else reply)
+            return _immediate(self._reply(found, chat.model, chat.stream))
         if found.model or found.texts:
             return _rewrite("request_body", rewritten(chat.body, found.texts, found.model))
         return wire.proceed("request_body")
@@ -176,7 +167,7 @@ class Exchange:
         if self.passing:
             return wire.proceed("response_headers", response_body_mode=wire.NONE)
         if self.checks is None:  # a route that skips the request headers, and a request without a body
-            message = "a chat completions request without a body"
+            message = "a guarded request without a body"
             return _immediate(Answer(400, error_body(message, "invalid_request_error", "invalid_body")))
         headers = wire.headers_of(request)
         kind = headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -190,10 +181,8 @@ class Exchange:
                 _cannot_check("response_headers", f"a completion Palisade cannot read ({what})")
             )
         if kind == SSE:
-            stop = self._stream_end
-            self.stream = StreamGuard(
-                self._checks(), self.config.stream_hold_chars, self.config.max_body_bytes, stop
-            )
+            hold, max_bytes = self.config.stream_hold_chars, self.config.max_body_bytes
+            self.stream = StreamGuard(self._checks(), hold, max_bytes, self._stream_end, self.api.dialect())
             return wire.proceed(
                 "response_headers", remove=("content-length",), response_body_mode=wire.FULL_DUPLEX
             )
@@ -205,7 +194,7 @@ class Exchange:
         raw, end = wire.body_of(request)
         if self.stream is not None:
             return None if self.ended else self._stream_out(self.stream, self.stream.feed(raw, end), end)
-        chat = parse_completion(raw)
+        chat = self.api.parse_answer(raw)
         asks: list[Ask] = [(Stage.OUTPUT, [slot], None) for slot in chat.texts]
         asks += [(Stage.TOOL_CALL, [], call) for call in chat.tool_calls]
         found = verdict(self._ask(asks))
@@ -224,24 +213,27 @@ class Exchange:
 
     def _stream_end(self, found: Verdict) -> bytes:
         """The events that end a stream for ``found``: the canned reply, or the error."""
+        assert self.stream is not None and found.deciding is not None
         if found.reply is not None:
-            return self._reply(found, self.chat.model if self.chat is not None else "", stream=True).body
-        return data_event(self._refusal(found).body)
+            model = self.chat.model if self.chat is not None else ""
+            reply_id = self.api.reply_prefix + found.deciding.decision_id
+            return self.stream.dialect.reply(model, found.reply, reply_id)
+        return self.stream.dialect.error(self._refusal(found).body)
 
     def _refusal(self, found: Verdict) -> Answer:
         assert found.deciding is not None
         return refusal(found.deciding, self.config.approval_header)
 
     def _reply(self, found: Verdict, model: str, stream: bool) -> Answer:
-        """The canned reply as an answer: a completion, or the events of a stream (without [DONE])."""
+        """The canned reply as an answer: a whole one, or the events of a whole stream."""
         assert found.deciding is not None and found.reply is not None
-        reply_id = f"chatcmpl-palisade-{found.deciding.decision_id}"
+        reply_id = self.api.reply_prefix + found.deciding.decision_id
         headers = {"x-palisade-decision-id": found.deciding.decision_id}
         if stream:
-            body = b"".join(event(c) for c in reply_chunks(model, found.reply, reply_id))
+            dialect = self.api.dialect()
+            body = dialect.reply(model, found.reply, reply_id) + dialect.closing
             return Answer(200, body, headers | {"content-type": SSE})
-        body = reply_completion(model, found.reply, reply_id)
-        return Answer(200, body, headers | {"content-type": JSON})
+        return Answer(200, self.api.reply(model, found.reply, reply_id), headers | {"content-type": JSON})
 
     def _checks(self) -> Checks:
         assert self.checks is not None
@@ -252,8 +244,7 @@ class Exchange:
         else an immediate response."""
         observer().http_error("envoy", answer.status)
         if part == "response_body" and self.stream is not None:
-            last = data_event(answer.body)
-            return None if self.ended else self._stream_out(self.stream, self.stream.fail(last), True)
+            return None if self.ended else self._stream_out(self.stream, self.stream.fail(answer.body), True)
         return _immediate(answer)
 
 

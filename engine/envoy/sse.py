@@ -56,11 +56,12 @@ def _event(raw: bytes) -> Event:
     return Event(raw, "\n".join(data))
 
 
-def event(data: object) -> bytes:
-    """``data`` as one event: its JSON on a data line."""
-    return data_event(dump(data))
+def event(data: object, name: str = "") -> bytes:
+    """``data`` as one event: its JSON on a data line, after an event line when ``name`` is given."""
+    return data_event(dump(data), name)
 
 
-def data_event(data: bytes) -> bytes:
-    """One event whose data is ``data`` (one line)."""
-    return b"data: " + data + b"\n\n"
+def data_event(data: bytes, name: str = "") -> bytes:
+    """One event whose data is ``data`` (one line), named ``name`` (an ``event:`` line) if given."""
+    named = b"event: " + name.encode("utf-8") + b"\n" if name else b""
+    return named + b"data: " + data + b"\n\n"

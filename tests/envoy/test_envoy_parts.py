@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
@@ -16,8 +17,9 @@ from engine.envoy.checks import Caller, Checks
 from engine.envoy.config import EnvoyConfig
 from engine.envoy.openai import BodyError, parse_request, split_redacted
 from engine.envoy.processor import Exchange
+from engine.envoy.responses import ResponsesStream
 from engine.envoy.sse import Reassembler, StreamError, event
-from engine.envoy.stream import StreamGuard
+from engine.envoy.stream import ChatStream, StreamGuard
 from engine.guard import Guard
 
 EVENTS = b'data: {"a": 1}\n\n: keep-alive\n\ndata: {"b":\ndata: 2}\r\n\r\ndata: [DONE]\n\n'
@@ -152,7 +154,7 @@ def _text_event(text: str) -> bytes:
 
 def test_the_first_text_of_a_stream_leaves_once_the_window_follows_it(guard: Guard) -> None:
     """Not once twice the window waits: the first text a client sees waits for ``hold`` characters."""
-    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 8, 4096, lambda found: b"")
+    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 8, 4096, lambda found: b"", ChatStream())
     assert stream.feed(_text_event("Hello"), False) == b""
     assert stream.feed(_text_event(" there,"), False) == b""  # 7 characters after it: held
     assert stream.feed(_text_event("wo"), False) == _text_event("Hello")  # 9: it leaves
@@ -163,7 +165,22 @@ def test_the_first_text_of_a_stream_leaves_once_the_window_follows_it(guard: Gua
 
 def test_a_match_across_the_first_window_is_caught(guard: Guard) -> None:
     stopped = b"data: stopped\n\n"
-    stream = StreamGuard(Checks(guard, Limits(), Caller("gateway")), 16, 4096, lambda found: stopped)
+    stream = StreamGuard(
+        Checks(guard, Limits(), Caller("gateway")), 16, 4096, lambda found: stopped, ChatStream()
+    )
     sent = stream.feed(_text_event("Here: LAUNCH"), False) + stream.feed(_text_event("-CODE-"), False)
     sent += stream.feed(_text_event("42 and the rest of it"), False)
     assert b"LAUNCH" not in sent and sent.endswith(stopped + b"data: [DONE]\n\n")
+
+
+def test_a_responses_function_call_is_checked_on_its_complete_item(guard: Guard) -> None:
+    """Arguments that come only with the item's ``response.output_item.done`` (no deltas) are checked."""
+    stream = StreamGuard(
+        Checks(guard, Limits(), Caller("gateway")), 8, 4096, lambda found: b"stopped", ResponsesStream()
+    )
+    begun = {"type": "function_call", "name": "shell", "call_id": "c"}  # no arguments yet
+    done = begun | {"arguments": json.dumps({"command": "rm -rf /"})}
+    added = event({"type": "response.output_item.added", "output_index": 0, "item": begun})
+    assert stream.feed(added, False) == b""  # held with its call
+    finished = event({"type": "response.output_item.done", "output_index": 0, "item": done})
+    assert stream.feed(finished, False) == b"stopped" and stream.stopped  # no [DONE] in this API

@@ -112,31 +112,37 @@ def test_a_fallback_reply_answers_without_the_model(client: Client, upstream: Up
     assert not upstream.started  # not even its headers reached the model
 
 
-def test_a_fallback_model_rewrites_the_request(client: Client, upstream: Upstream) -> None:
-    answer = client().chat.completions.create(
-        model="small", messages=[{"role": "user", "content": "Think hard: why?"}]
-    )
+def _ask_responses(client: OpenAI, text: str) -> str:
+    return client.responses.create(model="small", input=text).output_text
+
+
+ASK = {"chat": _ask, "responses": _ask_responses}  # a text through each guarded API, its answer's text
+
+
+@pytest.mark.parametrize("api", ASK)
+def test_a_fallback_model_rewrites_the_request(client: Client, upstream: Upstream, api: str) -> None:
+    assert ASK[api](client(), "Think hard: why?") == "Hello from the model."
     assert upstream.requests[-1]["model"] == "big-model"
-    assert answer.model == "big-model"
 
 
+@pytest.mark.parametrize("api", ASK)
 def test_an_escalated_prompt_resumes_with_its_approval_id(
-    client: Client, upstream: Upstream, guard: Guard
+    client: Client, upstream: Upstream, guard: Guard, api: str
 ) -> None:
-    text = "Please make a wire transfer of 500 dollars."
+    text, ask = "Please make a wire transfer of 500 dollars.", ASK[api]
     with pytest.raises(PermissionDeniedError) as caught:
-        _ask(client(), text)
+        ask(client(), text)
     error = error_of(caught.value)
     approval_id = error["approval_id"]
     assert error["code"] == "approval_required" and approval_id
     assert caught.value.response.headers["x-palisade-approval-id"] == approval_id
     with pytest.raises(PermissionDeniedError):  # still pending
-        _ask(client(**{"x-palisade-approval-id": approval_id}), text)
+        ask(client(**{"x-palisade-approval-id": approval_id}), text)
     guard.approvals.resolve(approval_id, True, "bob", "ok")
-    assert _ask(client(**{"x-palisade-approval-id": approval_id}), text) == "Hello from the model."
+    assert ask(client(**{"x-palisade-approval-id": approval_id}), text) == "Hello from the model."
     assert len(upstream.requests) == 1
     with pytest.raises(PermissionDeniedError) as again:  # single use
-        _ask(client(**{"x-palisade-approval-id": approval_id}), text)
+        ask(client(**{"x-palisade-approval-id": approval_id}), text)
     assert "already used" in error_of(again.value)["message"]
 
 
