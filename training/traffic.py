@@ -25,6 +25,7 @@ from training.planted import (
     in_json,
     in_link,
     in_readme,
+    unseen,
 )
 
 KIND = {s.name: s.kind for s in SOURCES} | {name: "command" for name, _ in COMMAND_SOURCES}
@@ -142,6 +143,31 @@ def everyday_sets(corpus: Corpus, side: str, seed: int, size: int) -> dict[str, 
         attacks[f"long-{where}"] = [at_position(t, payloads.any(), where) for t in long_texts]
     out |= {f"attack-{k}": [(t, 1, k) for t in v] for k, v in attacks.items()}
     return out
+
+
+def unseen_set(corpus: Corpus, seed: int, size: int) -> list[Example]:
+    """Validation only: ``size`` validation-side texts, each with an instruction worded as nothing in
+    training is (planted.unseen), planted the seven ways in turn (code, README, HTML, email, JSON,
+    link, the start, middle or end of a long text); a generator of its own leaves the other sets
+    as they were."""
+    rng = random.Random(seed)
+    chunked = pieces(corpus)["val"]
+    code = [(n, t) for n in chunked if KIND[n] == "code" for t in _sample(rng, chunked[n], size)]
+    docs, web = _mixed(rng, chunked, "document", size), _mixed(rng, chunked, "web", size)
+    html, mail = _sample(rng, chunked["web-html"], size), [t for _, t in messages(seed, False, size)]
+    long_texts = _long(rng, docs + web + [t for _, t in code], size)
+    plant: list[Callable[[int], str]] = [
+        lambda i: in_code(rng, code[i % len(code)][1], code[i % len(code)][0], unseen(rng)),
+        lambda i: in_readme(rng, docs[i % len(docs)], unseen(rng)),
+        lambda i: in_html(rng, html[i % len(html)], unseen(rng)),
+        lambda i: in_email(rng, mail[i % len(mail)], unseen(rng)),
+        lambda i: in_json(rng, unseen(rng), web[i % len(web)]),
+        lambda i: in_link(rng, web[i % len(web)], unseen(rng)),
+        lambda i: at_position(
+            long_texts[i % len(long_texts)], unseen(rng), rng.choice(["start", "middle", "end"])
+        ),
+    ]
+    return [(plant[i % len(plant)](i), 1, "unseen") for i in range(size)]
 
 
 def _mix(rng: random.Random, *pools: list[str]) -> list[str]:

@@ -35,6 +35,7 @@ from training.traffic import (
     pieces,
     traffic_rows,
     training_windows,
+    unseen_set,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,6 +154,7 @@ def build(cache: str) -> dict[str, list[Example]]:
         "test-indirect": [e for e in gen_test if e[1] == 1],
     }
     sets |= {f"val-{k}": v for k, v in everyday_sets(corpus, "val", SEED + 1, VAL_SIZE).items()}
+    sets["val-attack-unseen"] = unseen_set(corpus, SEED + 4, 2 * VAL_SIZE)
     sets |= {f"test-{k}": v for k, v in everyday_sets(corpus, "heldout", SEED + 2, TEST_SIZE).items()}
     sets |= huge_sets(corpus, SEED + 3, 40)
     return _dedupe(sets)
