@@ -2,13 +2,15 @@
 at 1% sampling, side by side in one run: in process (Guard.check, interleaved blocks: latency and CPU
 per Check), then over gRPC at 1,000/s open loop (interleaved rounds, a server started for each).
 
-Run: python -m benchmarks.telemetry_bench [--rounds 5 --seconds 8]. Results: benchmarks/TELEMETRY.md.
+Run: python -m benchmarks.telemetry_bench [--rounds 5 --seconds 8] [--pin] [--off-only]. --pin runs the
+server on one CPU and this process (the load generator) on another. Results: benchmarks/TELEMETRY.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -74,6 +76,32 @@ def otlp_receiver() -> Iterator[_Receiver]:
 
 
 @dataclass(frozen=True, slots=True)
+class Pins:
+    """The CPU this process runs on (load generator, OTLP receiver, in-process part), and the server's."""
+
+    generator: int
+    server: int
+
+    def server_command(self, command: list[str]) -> list[str]:
+        return ["taskset", "--cpu-list", str(self.server), *command]
+
+    def pin_self(self) -> None:
+        """Every thread of this process onto the generator's CPU (threads started later inherit it)."""
+        for task in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(task), {self.generator})
+
+
+def pins() -> Pins | str:
+    """Two CPUs this process may use, or what is missing for --pin."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return f"--pin needs 2 CPUs: this process may use {available} of the machine's {os.cpu_count()}"
+    if shutil.which("taskset") is None:
+        return "--pin needs taskset (util-linux) to start the server on its own CPU"
+    return Pins(generator=available[0], server=available[1])
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     variant: str
     runs: list[Result]
@@ -92,21 +120,35 @@ class Row:
             f"{r.p95_ms:.3f} ({change * 100:+.0f}%)" for r, change in zip(self.runs, paired, strict=True)
         )
         errors = sum(r.errors for r in self.runs)
+        lag = max(r.send_lag_p99_ms for r in self.runs)
         return (
             f"| {self.variant} | {p50:.3f} | **{self.p95_ms:.3f}** | {p99:.3f} | {each} | {errors} "
-            f"| {statistics.median(paired) * 100:+.1f}% |"
+            f"| {lag:.3f} | {statistics.median(paired) * 100:+.1f}% |"
         )
 
 
-def run(rounds: int, seconds: float, rate: float, audit: str, folder: Path) -> list[Row]:
-    """Each round starts every variant's server in turn and measures it; returns a row per variant."""
-    results: dict[str, list[Result]] = {name: [] for name in VARIANTS}
+def run(
+    rounds: int,
+    seconds: float,
+    rate: float,
+    audit: str,
+    folder: Path,
+    *,
+    variants: Sequence[str],
+    pinned: Pins | None,
+) -> list[Row]:
+    """Each round starts every variant's server in turn (on its own CPU when ``pinned``) and measures
+    it; returns a row per variant."""
+    results: dict[str, list[Result]] = {name: [] for name in variants}
     for round_ in range(rounds):
-        for name, tables in VARIANTS.items():
+        for name in variants:
+            tables = VARIANTS[name]
             config = folder / f"{len(results[name])}-{name.split()[0]}.toml"
             config.write_text(f'[audit]\ndurability = "{audit}"\n\n{tables}', encoding="utf-8")
             data_dir = folder / f"data-{name.split()[0]}"
             command = palisade(1, Setup(str(data_dir), str(config)))
+            if pinned:
+                command = pinned.server_command(command)
             with server_process(command) as server, callers(server.target, 4) as calls:
                 open_loop("warm-up", calls, rate, 1.0)
                 result = open_loop(name, calls, rate, seconds)
@@ -197,7 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--blocks", type=int, default=20, help="in process: blocks of Checks per variant")
     parser.add_argument("--per-block", type=int, default=1000, help="in process: Checks per block")
+    parser.add_argument("--pin", action="store_true", help="server on one CPU, this process on another")
+    parser.add_argument("--off-only", action="store_true", help="over gRPC, off alone: a rate probe")
     args = parser.parse_args(argv)
+    pinned = pins() if args.pin else None
+    if isinstance(pinned, str):
+        parser.error(pinned)
+    if pinned:
+        pinned.pin_self()  # before the receiver's and the senders' threads start
+        print(f"pinned: load generator on CPU {pinned.generator}, server on CPU {pinned.server}")
     print(f"load average at the start: {_load()}", flush=True)
     with tempfile.TemporaryDirectory() as folder, otlp_receiver() as receiver:
         print(f"telemetry off: the no-op observer's call takes {noop_ns():.0f} ns a Check")
@@ -206,17 +256,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for cost in costs:
             print(cost.line(costs[0]))
-        rows = run(args.rounds, args.seconds, args.rate, args.audit, Path(folder))
+        variants = ["off"] if args.off_only else list(VARIANTS)
+        rows = run(
+            args.rounds, args.seconds, args.rate, args.audit, Path(folder), variants=variants, pinned=pinned
+        )
     print(f"spans received over OTLP: {receiver.spans}")
     if not rows[0].runs:
         return 0
-    print(f"\n{os.cpu_count()} CPUs, python {sys.version.split()[0]}, {args.rate:.0f}/s, audit {args.audit}")
+    where = f"pinned {pinned}" if pinned else "not pinned"
+    print(f"\n{os.cpu_count()} CPUs, {where}, python {sys.version.split()[0]}")
+    print(f"{args.rate:.0f}/s, audit {args.audit}")
     print(f"load average at the end: {_load()}")
     print(
         "| variant | p50 ms | p95 ms (median of rounds) | p99 ms | p95 of each round (vs off in that round)"
-        " | errors | p95 vs off (median of rounds) |"
+        " | errors | send lag p99 ms (max of rounds) | p95 vs off (median of rounds) |"
     )
-    print("| --- | ---: | ---: | ---: | --- | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for row in rows:
         print(row.line(rows[0]))
     return 0
