@@ -44,7 +44,7 @@ LABELS = ("BENIGN", "PROMPT_INJECTION")
 MAX_LENGTH = 128
 # training windows of everyday traffic by kind (training/traffic.py), and the sizes of its sets
 WINDOWS = {"code": 4000, "command": 2500, "document": 2500, "web": 1500, "message": 1500, "prompt": 1500,
-           "attack": 7000, "lookalike": 2500, "composed": 5000, "composed-lookalike": 3000}  # fmt: skip
+           "attack": 7000, "lookalike": 2500, "composed": 3500, "composed-lookalike": 2500}  # fmt: skip
 VAL_SIZE, TEST_SIZE = 150, 400
 VAL_WINDOWS = {"code": 600, "command": 300, "document": 400, "web": 300, "message": 300, "prompt": 300,
                "attack": 1400, "lookalike": 500, "composed": 700, "composed-lookalike": 500}  # fmt: skip
