@@ -87,7 +87,10 @@ class Journal:
             segment.pending += 1
 
     def committed(self, count: int) -> None:
-        """The oldest ``count`` entries written are durable in the store: delete the segments they empty."""
+        """The oldest ``count`` entries written are durable in the store: delete the segments they empty
+        (after the lock: deleting a file that the kernel is writing back can wait on the disk, and
+        every Check's append would wait with it)."""
+        emptied: list[_Segment] = []
         with self._lock:
             while self._segments:
                 segment = self._segments[0]
@@ -95,9 +98,10 @@ class Journal:
                 segment.pending -= taken
                 count -= taken
                 if segment.pending or segment is self._current:
-                    return
-                self._segments.popleft()
-                _discard(segment)
+                    break
+                emptied.append(self._segments.popleft())
+        for segment in emptied:
+            _discard(segment)
 
     def close(self) -> None:
         """Close every segment; delete those whose entries are all in the store (the rest are recovered)."""
