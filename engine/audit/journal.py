@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import json
 import logging
@@ -26,6 +27,14 @@ SUFFIX = ".jnl"
 RECOVERY_LOCK = "recovery.lock"
 SEGMENT_BYTES = 8 * 1024 * 1024  # a segment this large is closed, and deleted once all its records are stored
 RECOVER_BATCH = 512  # recovered records per transaction
+# write(2) called with the interpreter lock held. os.write lets it go for the call, and taking it
+# back can wait out another thread's switch interval (5 ms), all the while holding the audit
+# writer's lock that every other Check's append then waits on: under load, slots held for
+# milliseconds and calls shed. An append to the page cache takes microseconds.
+_LIBC = ctypes.PyDLL(None, use_errno=True)
+_WRITE = _LIBC.write
+_WRITE.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+_WRITE.restype = ctypes.c_ssize_t
 
 
 @dataclass(slots=True)
@@ -58,15 +67,15 @@ class Journal:
         self._segments: deque[_Segment] = deque()
         self._current = self._open_segment()
 
-    def write(self, entry: Entry) -> None:
-        """Append ``entry`` with one write() call; AuditUnavailable (nothing appended) if it fails."""
-        line = encode(entry)
+    def write(self, line: bytes) -> None:
+        """Append ``line`` (``encode``'s) with one write() call; AuditUnavailable (nothing appended) if
+        it fails."""
         with self._lock:
             segment = self._current
             if segment.size >= self._segment_bytes:
                 segment = self._rotate()
             try:
-                written = os.write(segment.fd, line)
+                written = _write(segment.fd, line)
             except OSError as exc:
                 self._cut(segment)
                 problem = f"the audit journal cannot be written: {exc.strerror} ({segment.path})"
@@ -78,7 +87,10 @@ class Journal:
             segment.pending += 1
 
     def committed(self, count: int) -> None:
-        """The oldest ``count`` entries written are durable in the store: delete the segments they empty."""
+        """The oldest ``count`` entries written are durable in the store: delete the segments they empty
+        (after the lock: deleting a file that the kernel is writing back can wait on the disk, and
+        every Check's append would wait with it)."""
+        emptied: list[_Segment] = []
         with self._lock:
             while self._segments:
                 segment = self._segments[0]
@@ -86,9 +98,10 @@ class Journal:
                 segment.pending -= taken
                 count -= taken
                 if segment.pending or segment is self._current:
-                    return
-                self._segments.popleft()
-                _discard(segment)
+                    break
+                emptied.append(self._segments.popleft())
+        for segment in emptied:
+            _discard(segment)
 
     def close(self) -> None:
         """Close every segment; delete those whose entries are all in the store (the rest are recovered)."""
@@ -125,6 +138,15 @@ class Journal:
         """Take a failed write's partial bytes off the end, so that the next write starts a whole line."""
         with suppress(OSError):
             os.ftruncate(segment.fd, segment.size)
+
+
+def _write(fd: int, data: bytes) -> int:
+    """os.write without letting the interpreter lock go (see _LIBC)."""
+    written = int(_WRITE(fd, data, len(data)))
+    if written < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return written
 
 
 def _discard(segment: _Segment) -> None:

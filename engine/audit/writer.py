@@ -15,7 +15,7 @@ from engine.audit.chain import Chain
 from engine.audit.checkpoint import Checkpoint
 from engine.audit.config import AuditConfig
 from engine.audit.errors import AuditError, AuditUnavailable
-from engine.audit.journal import Journal
+from engine.audit.journal import Journal, encode
 from engine.audit.outage import Outage
 from engine.audit.record import Entry, Record
 from engine.audit.retention import prune
@@ -131,12 +131,13 @@ class Writer:
 
     def submit(self, entry: Entry) -> Record | None:
         """Queue ``entry``; in sync mode return it as sealed once it is committed."""
+        line = encode(entry) if self._journal is not None else b""  # before the lock: CPU work
         with self._lock:
             self._admit()
             batch = self._batch
             index = len(batch.entries)
             if self._journal is not None:  # in the journal's order, which is the queue's
-                self._journal.write(entry)
+                self._journal.write(line)
             batch.entries.append(entry)
             if not self._durable:
                 if not index:  # the first queued: the background thread sets its timer

@@ -48,7 +48,7 @@ def test_full_segments_go_once_their_records_are_stored(tmp_path: Path) -> None:
     entry = build_entry(decision, req, new_id(), digester(tmp_path))
     journal = Journal(AuditPaths.of(tmp_path).journal, segment_bytes=len(encode(entry)) * 2)
     for _ in range(5):  # segments of two entries: 2 full, 1 with one
-        journal.write(entry)
+        journal.write(encode(entry))
     assert len(segments(tmp_path)) == 3
     journal.committed(3)  # the first segment's two and one of the second's
     assert len(segments(tmp_path)) == 2
@@ -74,7 +74,7 @@ def test_recovery_adds_dead_processes_records_in_order_once(tmp_path: Path) -> N
     dead.write_bytes(b"".join(encode(e) for e in entries) + encode(entries[0])[:30])  # a torn tail
     live = Journal(directory)  # a live process's segment: held, so not recovered while it lives
     kept = build_entry(decision, req, new_id(), key)
-    live.write(kept)
+    live.write(encode(kept))
 
     with open_log(tmp_path):
         pass
