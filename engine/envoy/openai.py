@@ -72,8 +72,7 @@ def parse_request(raw: bytes, input_roles: Sequence[str]) -> Chat:
         role = message["role"]
         own = texts_of(message.get("content"), (*where, "content"), role)
         if role == "tool":
-            call = asked.get(str(message.get("tool_call_id", "")), ToolUse("", {}))
-            results.extend(ToolUse(call.name, call.arguments, slot) for slot in own)
+            results.extend(answering(asked, message.get("tool_call_id", ""), own))
         elif role in input_roles:
             texts.extend(own)
         for made in _tool_calls(message.get("tool_calls"), (*where, "tool_calls")):
@@ -98,6 +97,13 @@ def parse_completion(raw: bytes) -> Chat:
         texts.extend(texts_of(message.get("content"), (*where, "content"), "assistant"))
         calls.extend(call.use for call in _tool_calls(message.get("tool_calls"), (*where, "tool_calls")))
     return Chat(body, tuple(texts), tuple(calls))
+
+
+def answering(asked: Mapping[str, ToolUse], call_id: object, slots: Sequence[Slot]) -> list[ToolUse]:
+    """The tool results in ``slots``, each with the call (in ``asked`` by its id) it answers; an
+    unnamed call where none was asked with that id."""
+    call = asked.get(str(call_id), ToolUse("", {}))
+    return [ToolUse(call.name, call.arguments, slot) for slot in slots]
 
 
 def tool_arguments(raw: object, where: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from engine.envoy.openai import (
     Path,
     Slot,
     ToolUse,
+    answering,
     dotted,
     dump,
     json_object,
@@ -74,9 +75,8 @@ def parse_request(raw: bytes, input_roles: Sequence[str]) -> Chat:
             call = asked[str(item.get("call_id", ""))] = _function_call(item, where)
             calls.append(call)
         elif kind == "function_call_output":
-            call = asked.get(str(item.get("call_id", "")), ToolUse("", {}))
             own = texts_of(item.get("output"), (*where, "output"), "tool")
-            results.extend(ToolUse(call.name, call.arguments, slot) for slot in own)
+            results.extend(answering(asked, item.get("call_id", ""), own))
     return Chat(body, tuple(texts), tuple(calls), tuple(results))
 
 
