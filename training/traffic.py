@@ -99,35 +99,38 @@ def _mixed(rng: random.Random, side: dict[str, list[tuple[str, str]]], kind: str
     return out[:count]
 
 
-def everyday_sets(corpus: Corpus, side: str, seed: int, size: int) -> dict[str, list[Example]]:
+def everyday_sets(
+    corpus: Corpus, side: str, seed: int, size: int, benign: int = 0
+) -> dict[str, list[Example]]:
     """Benign and attack sets of one side (``heldout`` or ``val``), ``size`` texts each where there is
-    text."""
+    text; the benign sets ``benign`` texts each if that is more (validation: a 0.3% threshold needs
+    several hundred texts), the attacks planted in the first ``size`` of them."""
     rng = random.Random(seed)
     chunked = pieces(corpus)[side]
     payloads = Payloads(rng, heldout=side == "heldout")
     held = side == "heldout"
-    code = {n: _sample(rng, chunked[n], size) for n in chunked if KIND[n] == "code"}
-    docs = _mixed(rng, chunked, "document", size)
-    web = _mixed(rng, chunked, "web", size)
+    many = max(size, benign)
+    code = {n: _sample(rng, chunked[n], many) for n in chunked if KIND[n] == "code"}
+    docs = _mixed(rng, chunked, "document", many)
+    web = _mixed(rng, chunked, "web", many)
     html = _sample(rng, chunked["web-html"], size)
-    command = _mixed(rng, chunked, "command", size)
-    mail = [t for _, t in messages(seed, held, size)]
+    command = _mixed(rng, chunked, "command", many)
+    mail = [t for _, t in messages(seed, held, many)]
     emails = [t for u, t in messages(seed + 1, held, size) if u == "gen:email"]
     flat_code = [t for ts in code.values() for t in ts]
     sets = {
-        "code": [t for ts in code.values() for t in ts[: -(-size // len(code))]][:size],
+        "code": [t for ts in code.values() for t in ts[: -(-many // len(code))]][:many],
         "command": command,
         "document": docs,
         "web": web,
-        "message": rng.sample(mail, min(size, len(mail))),
-        "prompt": developer_prompts(seed, held, flat_code, command, size),
+        "message": rng.sample(mail, min(many, len(mail))),
+        "prompt": developer_prompts(seed, held, flat_code, command, many),
     }
     out: dict[str, list[Example]] = {f"benign-{k}": [(t, 0, k) for t in v] for k, v in sets.items()}
-    languages = [n for n, ts in code.items() for _ in ts[: -(-size // len(code))]]
+    planted_code = [(t, n) for n, ts in code.items() for t in ts[: -(-size // len(code))]][:size]
+    docs, web = docs[:size], web[:size]
     attacks: dict[str, list[str]] = {
-        "code-comment": [
-            in_code(rng, t, lang, payloads.any()) for t, lang in zip(sets["code"], languages, strict=False)
-        ],
+        "code-comment": [in_code(rng, t, lang, payloads.any()) for t, lang in planted_code],
         "readme": [in_readme(rng, t, payloads.any()) for t in docs],
         "html": [in_html(rng, t, payloads.any()) for t in html],
         "email": [in_email(rng, t, payloads.any()) for t in emails[:size]],

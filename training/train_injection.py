@@ -46,6 +46,7 @@ MAX_LENGTH = 128
 WINDOWS = {"code": 4000, "command": 2500, "document": 2500, "web": 1500, "message": 1500, "prompt": 1500,
            "attack": 7000, "lookalike": 2500, "composed": 3500, "composed-lookalike": 2500}  # fmt: skip
 VAL_SIZE, TEST_SIZE = 150, 400
+VAL_BENIGN = 600  # benign validation texts per kind where there is text: 0.3% of 150 allows none
 VAL_WINDOWS = {"code": 600, "command": 300, "document": 400, "web": 300, "message": 300, "prompt": 300,
                "attack": 1400, "lookalike": 500, "composed": 700, "composed-lookalike": 500}  # fmt: skip
 # The training rows a resumed run (--resume) takes whole; it adds a replay sample of the others.
@@ -153,7 +154,7 @@ def build(cache: str) -> dict[str, list[Example]]:
         "test-benign": [e for e in gen_test if e[1] == 0] + tool_outputs(SEED + 2, 200) + long_test,
         "test-indirect": [e for e in gen_test if e[1] == 1],
     }
-    sets |= {f"val-{k}": v for k, v in everyday_sets(corpus, "val", SEED + 1, VAL_SIZE).items()}
+    sets |= {f"val-{k}": v for k, v in everyday_sets(corpus, "val", SEED + 1, VAL_SIZE, VAL_BENIGN).items()}
     sets["val-attack-unseen"] = unseen_set(corpus, SEED + 4, 2 * VAL_SIZE)
     sets |= {f"test-{k}": v for k, v in everyday_sets(corpus, "heldout", SEED + 2, TEST_SIZE).items()}
     sets |= huge_sets(corpus, SEED + 3, 40)
@@ -460,14 +461,17 @@ def rates(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str,
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "recall": recall, "fpr": fpr}
 
 
-# up to 0.9999: a fine-tuned network's scores crowd near 1, where a coarser top would leave no room
-# between escalate and block
+# up to 0.99999 (the detector rounds scores to 6 places): a fine-tuned network's scores crowd near 1,
+# where a coarser top would leave no room between escalate and block
 GRID = [
     *np.round(np.arange(0.05, 0.99, 0.005), 3),
     *np.round(np.arange(0.99, 0.9995, 0.001), 3),
     0.9995,
     0.9998,
     0.9999,
+    0.99995,
+    0.99998,
+    0.99999,
 ]
 Thresholds = dict[str, dict[str, float]]  # kind of text -> {"escalate": t, "block": t}
 
@@ -506,13 +510,19 @@ def choose_thresholds(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> Thres
     return out
 
 
-def evaluate(folder: str, sets: dict[str, list[Example]], at: Thresholds | None = None) -> dict[str, Any]:
-    """Every set scored through the detector, at its kind's thresholds that validation chooses (or ``at``)."""
+def evaluate(
+    folder: str, sets: dict[str, list[Example]], cache: str, at: Thresholds | None = None
+) -> dict[str, Any]:
+    """Every set scored through the detector, at its kind's thresholds that validation chooses (or
+    ``at``); the scores kept in CACHE/scores/<model digest>.npz, to choose thresholds again from."""
     scored = {}
     for name, rows in sets.items():
         if name == "train":
             continue
         scored[name] = (score_all(folder, [t for t, _, _ in rows]), np.array([y for _, y, _ in rows]))
+    os.makedirs(os.path.join(cache, "scores"), exist_ok=True)
+    kept = os.path.join(cache, "scores", sha256(os.path.join(folder, "model.onnx"))[:16] + ".npz")
+    np.savez_compressed(kept, allow_pickle=False, **{name: s for name, (s, _) in scored.items()})
     thresholds = at or choose_thresholds({n: v for n, v in scored.items() if n.startswith("val-")})
     report: dict[str, Any] = {"thresholds": thresholds, "sets": {}}
     for name, (s, y) in scored.items():
@@ -585,7 +595,7 @@ def reevaluate(folder: str, cache: str, at: Thresholds | None = None) -> None:
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             report = json.load(handle)
-    report.update(evaluate(folder, build(cache), at))
+    report.update(evaluate(folder, build(cache), cache, at))
     report["sha256"] = sha256(os.path.join(folder, "model.onnx"))
     write_json(path, report)
     print(json.dumps({k: report[k] for k in ("thresholds", "sets")}, indent=2))
@@ -672,7 +682,7 @@ def main() -> None:
     write_folder(cfg.out)
     exported = export(model, cfg.out, cfg.cache)
     prefilter = fit_prefilter(cfg.out, sets, cfg.cache)
-    report = {"export": exported, "prefilter": prefilter, **evaluate(cfg.out, sets)}
+    report = {"export": exported, "prefilter": prefilter, **evaluate(cfg.out, sets, cfg.cache)}
     report["sha256"] = sha256(os.path.join(cfg.out, "model.onnx"))
     pin_in_catalogue(cfg.out, "sha256", report["sha256"])
     report["train_size"] = len(rows)
