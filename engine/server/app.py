@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -311,7 +312,18 @@ class Reloader:
             with suppress(queue.Empty):
                 while True:
                     self._requests.get_nowait()
-            server.reload()
+            if server.reload():
+                freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Put every object alive now (the rulesets, the models and the libraries they load: about
+    490,000 with the shipped rulesets) out of the cyclic garbage collector's reach. A full
+    collection over them takes 0.1-0.4 s with every thread stopped, a stall that lands in the tail
+    latency of whichever calls are in flight. Called once serving starts and after each reload;
+    what a reload replaces is freed by reference counting, and a reference cycle in it is kept."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve(
@@ -341,6 +353,7 @@ def _serve(
     server = GuardServer(config, reuse_port=reuse_port)
     reloader.start(server)
     port = server.start()
+    freeze_heap()
     host, _ = host_port(config.listen)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     log.info("worker %d serving %d ruleset(s) on %s", os.getpid(), len(server.registry.by_key), listen)
