@@ -41,6 +41,7 @@ from engine.config import ServeConfig
 from engine.envoy.config import EnvoyConfig
 from engine.envoy.server import EnvoyServer
 from engine.guard import Guard
+from engine.server.app import freeze_heap
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"
@@ -382,6 +383,7 @@ def _palisade_process(data_dir: str, port: int, durability: str, ready: Any, sto
     audit = AuditConfig.model_validate({"durability": durability})
     serve = ServeConfig(rulesets=str(RULESETS), data_dir=data_dir, audit=audit)
     with running_palisade(serve, _bench_config(port)):
+        freeze_heap()  # as `palisade serve` does once serving starts
         ready.set()
         stop.wait()
 
