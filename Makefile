@@ -39,13 +39,14 @@ policies: setup
 
 # Each ruleset on held-out everyday agent traffic (code, command output, documents, pages, messages,
 # and attacks planted in them): the false alarms and recall the shipped models reach (coding_agent
-# 0.7% / 0.887, rag_assistant 1.0% / 0.880), less a few rows for score jitter, so that a change that
-# loses either fails (issue 16's recall target, 0.90, is not met yet: MODEL_CARD.md of each model).
+# 1.0% / 0.920, rag_assistant 1.33% / 0.920), plus a row of false alarms for score jitter, so that a
+# change that loses either fails; recall is held to issue 16's 0.90, false alarms not yet to its 1%
+# on rag_assistant (MODEL_CARD.md of each model).
 traffic: setup
 	$(BIN)/palisade score rulesets/coding_agent.pal --data rulesets/coding_agent.traffic.jsonl \
-		--by kind --max-fpr 0.01 --min-recall 0.87
+		--by kind --max-fpr 0.014 --min-recall 0.90
 	$(BIN)/palisade score rulesets/rag_assistant.pal --data rulesets/rag_assistant.traffic.jsonl \
-		--by kind --max-fpr 0.015 --min-recall 0.86
+		--by kind --max-fpr 0.017 --min-recall 0.90
 
 pytest: setup
 	$(BIN)/pytest
