@@ -128,15 +128,6 @@ def composed_attack(rng: random.Random) -> str:
     return _fill(rng, frame, reader, action, reasons=ATTACK_REASONS, tail=tail)
 
 
-def hijack(rng: random.Random) -> str:
-    """An ordinary request (a look-alike's action) aimed at the model reading the text: an attack all
-    the same (an instruction planted for the model), so that whom a sentence tells to act marks an
-    attack, not a list of harms; the look-alikes carry the same actions aimed at people."""
-    frame, reader = rng.choice(SHARED_FRAMES + ATTACK_FRAMES), rng.choice(MODEL_READERS)
-    action, tail = rng.choice(PERSON_ACTIONS), rng.choice(CONCEALMENT)
-    return _fill(rng, frame, reader, action, reasons=ATTACK_REASONS, tail=tail)
-
-
 def composed_lookalike(rng: random.Random) -> str:
     """The same sentence frames aimed at people, asking for something ordinary: a benign negative."""
     frame = rng.choice(SHARED_FRAMES)

@@ -15,7 +15,7 @@ from training.commands import COMMAND_SOURCES
 from training.everyday import SOURCES, chunks, split_of
 from training.generators import Example
 from training.messages import developer_prompts, messages
-from training.phrasing import composed_attack, composed_lookalike, hijack
+from training.phrasing import composed_attack, composed_lookalike
 from training.planted import (
     Payloads,
     at_position,
@@ -290,8 +290,6 @@ def training_windows(
         out.append((plant_window(tok, rng, planter(i), benign.lookalike()), 0, "planted-lookalike"))
     for i in range(counts.get("composed", 0)):  # planted.py's phrasings are few: composed ones, many
         out.append((plant_window(tok, rng, planter(i), composed_attack(rng)), 1, "planted-composed"))
-    for i in range(counts.get("hijack", 0)):
-        out.append((plant_window(tok, rng, planter(i), hijack(rng)), 1, "planted-hijack"))
     for i in range(counts.get("composed-lookalike", 0)):
         lookalike = composed_lookalike(rng)
         out.append((plant_window(tok, rng, planter(i), lookalike), 0, "planted-composed-lookalike"))

@@ -44,15 +44,13 @@ LABELS = ("BENIGN", "PROMPT_INJECTION")
 MAX_LENGTH = 128
 # training windows of everyday traffic by kind (training/traffic.py), and the sizes of its sets
 WINDOWS = {"code": 4000, "command": 2500, "document": 2500, "web": 1500, "message": 1500, "prompt": 1500,
-           "attack": 7000, "lookalike": 2500, "composed": 3500, "composed-lookalike": 2500,
-           "hijack": 3000}  # fmt: skip
+           "attack": 7000, "lookalike": 2500, "composed": 3500, "composed-lookalike": 2500}  # fmt: skip
 VAL_SIZE, TEST_SIZE = 150, 400
 VAL_BENIGN = 600  # benign validation texts per kind where there is text: 0.3% of 150 allows none
 VAL_WINDOWS = {"code": 600, "command": 300, "document": 400, "web": 300, "message": 300, "prompt": 300,
-               "attack": 1400, "lookalike": 500, "composed": 700, "composed-lookalike": 500,
-               "hijack": 600}  # fmt: skip
+               "attack": 1400, "lookalike": 500, "composed": 700, "composed-lookalike": 500}  # fmt: skip
 # The training rows a resumed run (--resume) takes whole; it adds a replay sample of the others.
-FRESH = {"planted-composed", "planted-composed-lookalike", "planted-hijack", "everyday-message"}
+FRESH = {"planted-composed", "planted-composed-lookalike", "everyday-message"}
 AXES = {0: "batch", 1: "tokens"}
 
 
