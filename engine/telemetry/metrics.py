@@ -9,6 +9,7 @@ from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -32,6 +33,12 @@ TIMEOUT_CODE = "deadline_exceeded"
 UNRECORDED_CODE = "audit_unavailable"  # Guard's error when the audit log could not take the record
 FLUSH_S = 0.25  # how often a process adds what it counted to the shared files (how late /metrics is)
 QUEUED = 100_000  # events waiting for the flush at most (a stalled flush drops the oldest, not memory)
+# What a queued event is, its first item. An event is a flat tuple of plain strings and numbers (no
+# enum, no Decision, no bound method, no tuple inside): the garbage collector stops tracking such a
+# tuple at the first collection it survives, so the events that wait for the flush never reach its
+# oldest generation, whose growth sets off the full collections that stop every thread of the server
+# for tens of ms (benchmarks/TELEMETRY.md).
+CHECKED, DETECTED, COMMITTED, APPROVAL, ANSWERED, HTTP_ERROR = range(6)
 
 
 class Tally:
@@ -91,7 +98,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, flush_s: float = FLUSH_S) -> None:
         self.tally = Tally()
         # what the request threads hand over: a deque append is thread-safe and takes no lock of ours
-        self._events: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque(maxlen=QUEUED)
+        self._events: deque[tuple[Any, ...]] = deque(maxlen=QUEUED)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every, args=(flush_s,), daemon=True)
         r = registry
@@ -188,6 +195,14 @@ class Metrics:
         self._served: set[tuple[str, str, str]] = set()
         self._down_since: float | None = None
         self._queued: int | None = None  # the audit queue's depth last reported, until flushed
+        self._counts: tuple[Callable[..., None], ...] = (  # each kind of event's counting, by its number
+            self._checked,
+            self._detected,
+            self._committed,
+            partial(self._count, self.approvals),
+            partial(self._count, self.requests),
+            partial(self._count, self.http_errors),
+        )
         self._flusher.start()
 
     def _flush_every(self, seconds: float) -> None:
@@ -196,11 +211,11 @@ class Metrics:
 
     def flush(self) -> None:
         """Count the events handed over, then write the totals (``Tally.flush``)."""
-        events = self._events
+        events, counts = self._events, self._counts
         with self._flushing:
             while events:
-                count, args = events.popleft()
-                count(*args)
+                event = events.popleft()
+                counts[event[0]](event)
             self.tally.flush()
             queued, self._queued = self._queued, None
         if queued is not None:
@@ -221,13 +236,21 @@ class Metrics:
         return child
 
     def checked(self, stage: Stage, evaluated: Decision, decision: Decision, seconds: float) -> None:
-        """Count one Check (on the flushing thread: the request's thread only hands it over)."""
-        self._events.append((self._checked, (stage, evaluated, decision, seconds)))
+        """Hand one Check over to the flushing thread, which counts it: a CHECKED event (the matched
+        rules' names last) and a DETECTED one for each detector that ran; the Check's objects are not
+        kept."""
+        name, events = decision.ruleset, self._events
+        unrecorded = bool(decision.errors) and any(e.code == UNRECORDED_CODE for e in decision.errors)
+        head = (CHECKED, name, decision.version, str(stage), int(decision.outcome), seconds, unrecorded)
+        events.append((*head, *[m.rule for m in decision.matches]) if decision.matches else head)
+        if evaluated.detectors:
+            _detected(events, name, evaluated)
 
-    def _checked(self, stage: Stage, evaluated: Decision, decision: Decision, seconds: float) -> None:
-        """Count one Check: its decision, matches and detectors, and its time against the budget."""
-        name, tally, rows = decision.ruleset, self.tally, self._rows
-        key = (name, decision.version, stage, decision.outcome)
+    def _checked(self, event: tuple[Any, ...]) -> None:
+        """Count one Check (its CHECKED event): its decision and matches, its time against the budget."""
+        name, version, stage, outcome, seconds, unrecorded = event[1:7]
+        tally, rows = self.tally, self._rows
+        key = (name, version, stage, outcome)
         row = rows.get(key)
         if row is None:
             row = rows[key] = self._row(*key)
@@ -235,38 +258,35 @@ class Metrics:
         tally.observe(row.seconds, seconds)
         if seconds > row.budget_s:
             tally.inc(row.over_budget)
-        for match in decision.matches:
-            tally.inc(self._child(self.matches, name, match.rule))
-        if decision.errors and any(e.code == UNRECORDED_CODE for e in decision.errors):
+        for rule in event[7:]:
+            tally.inc(self._child(self.matches, name, rule))
+        if unrecorded:
             tally.inc(self._child(self.unrecorded, name))
-        if evaluated.detectors:
-            self._detectors(evaluated)
 
-    def _row(self, name: str, version: str, stage: Stage, outcome: Outcome) -> _Row:
+    def _row(self, name: str, version: str, stage: str, outcome: int) -> _Row:
         """The children a Check of this kind counts into, and its ruleset's budget (read now: a reload
         empties the rows after it changes the budgets)."""
         child = self._child
         return _Row(
-            child(self.decisions, name, version, stage.value, outcome.label),
-            child(self.check_seconds, name, stage.value),
+            child(self.decisions, name, version, stage, Outcome(outcome).label),
+            child(self.check_seconds, name, stage),
             child(self.over_budget, name),
             self._budgets.get((name, version), float("inf")),
         )
 
-    def _detectors(self, evaluated: Decision) -> None:
-        timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE} if evaluated.errors else ()
-        child, tally = self._child, self.tally
-        for report in evaluated.detectors:
-            labels = (evaluated.ruleset, report.kind)
-            tally.observe(child(self.detector_seconds, *labels), report.duration_us / 1e6)
-            if report.node in timeouts:
-                tally.inc(child(self.detector_timeouts, *labels))
-            elif report.error:
-                tally.inc(child(self.detector_errors, *labels))
-            if report.cache_hits:
-                tally.inc(child(self.detector_cache_hits, *labels), report.cache_hits)
-            if report.cache_misses:
-                tally.inc(child(self.detector_cache_misses, *labels), report.cache_misses)
+    def _detected(self, event: tuple[Any, ...]) -> None:
+        """Count one detector run (its DETECTED event): its time, timeout or failure, and cache use."""
+        _, name, kind, duration_us, timed_out, failed, hits, misses = event
+        child, tally, labels = self._child, self.tally, (name, kind)
+        tally.observe(child(self.detector_seconds, *labels), duration_us / 1e6)
+        if timed_out:
+            tally.inc(child(self.detector_timeouts, *labels))
+        elif failed:
+            tally.inc(child(self.detector_errors, *labels))
+        if hits:
+            tally.inc(child(self.detector_cache_hits, *labels), hits)
+        if misses:
+            tally.inc(child(self.detector_cache_misses, *labels), misses)
 
     def loaded(self, graphs: Iterable[Graph]) -> None:
         """Serve these rulesets' info and budgets from now on; those replaced read 0."""
@@ -297,9 +317,10 @@ class Metrics:
 
     def audit_committed(self, records: int, seconds: float, queued: int) -> None:
         """Count an audit transaction (on the flushing thread: the audit writer only hands it over)."""
-        self._events.append((self._committed, (records, seconds, queued)))
+        self._events.append((COMMITTED, records, seconds, queued))
 
-    def _committed(self, records: int, seconds: float, queued: int) -> None:
+    def _committed(self, event: tuple[Any, ...]) -> None:
+        _, records, seconds, queued = event
         self.tally.inc(self.audit_records, records)
         self.tally.observe(self.audit_commit_seconds, seconds)
         self._queued = queued
@@ -316,16 +337,27 @@ class Metrics:
             self._down_since = None
 
     def approval(self, event: str, queue: str) -> None:
-        self._events.append((self._count, (self.approvals, queue, event)))
+        self._events.append((APPROVAL, queue, event))
 
     def answered(self, method: str, code: str) -> None:
-        self._events.append((self._count, (self.requests, method, code)))
+        self._events.append((ANSWERED, method, code))
 
     def http_error(self, front_door: str, status: int) -> None:
-        self._events.append((self._count, (self.http_errors, front_door, str(status))))
+        self._events.append((HTTP_ERROR, front_door, str(status)))
 
-    def _count(self, metric: Any, *labels: str) -> None:
-        self.tally.inc(self._child(metric, *labels))
+    def _count(self, metric: Any, event: tuple[Any, ...]) -> None:
+        """Count an APPROVAL, ANSWERED or HTTP_ERROR event: its label values follow its number."""
+        self.tally.inc(self._child(metric, *event[1:]))
+
+
+def _detected(events: deque[tuple[Any, ...]], name: str, evaluated: Decision) -> None:
+    """Hand over a DETECTED event for each detector the Check ran."""
+    timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE} if evaluated.errors else ()
+    for r in evaluated.detectors:
+        timed_out = r.node in timeouts
+        events.append(
+            (DETECTED, name, r.kind, r.duration_us, timed_out, bool(r.error), r.cache_hits, r.cache_misses)
+        )
 
 
 class PendingApprovals:

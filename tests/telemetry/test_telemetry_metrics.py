@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -195,6 +196,38 @@ def test_counts_reach_the_registry_when_flushed_each_child_in_one_write() -> Non
     assert counted.value("palisade_check_duration_seconds_bucket", bucket) == 2
     assert counted.value("palisade_check_duration_seconds_bucket", labels | {"le": "0.005"}) == 3
     counted.metrics.close()
+
+
+def test_the_events_waiting_for_the_flush_leave_the_garbage_collectors_lists() -> None:
+    """Every queued event holds plain strings and numbers only, so the collector stops tracking it at
+    its first collection: the Checks waiting for the flush never grow its oldest generation (which
+    sets off the full collections that stop the server), and they are still counted in full."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, flush_s=3600)  # flushed by the test only
+    graph = compile_rulesets(str(RULESETS))[(RULESET, "1.0.0")]
+    text = "my SSN is 123-45-6789, I want a refund"
+    decision = Evaluator(graph).evaluate(request_from_dict({"stage": "input", "text": text}))
+    assert len(decision.matches) == 2 and decision.detectors  # rules and a detector to hand over
+    metrics.checked(Stage.INPUT, decision, decision, 0.001)
+    metrics.audit_committed(3, 0.002, 1)
+    metrics.approval("opened", "sre-oncall")
+    metrics.answered("Check", "OK")
+    metrics.http_error("envoy", 400)
+    gc.collect()
+    queued = list(metrics._events)
+    assert len(queued) == 4 + 1 + len(decision.detectors)
+    assert [e for e in queued if gc.is_tracked(e)] == []
+    metrics.close()
+    value = registry.get_sample_value
+    block = {"ruleset": RULESET, "version": "1.0.0", "stage": "input", "outcome": "block"}
+    assert value("palisade_decisions_total", block) == 1
+    for rule in ("no_ssn", "refunds"):
+        assert value("palisade_rule_matches_total", {"ruleset": RULESET, "rule": rule}) == 1
+    assert value("palisade_detector_duration_seconds_count", {"ruleset": RULESET, "detector": "regex"}) == 1
+    assert value("palisade_audit_records_total") == 3
+    assert value("palisade_approvals_total", {"queue": "sre-oncall", "event": "opened"}) == 1
+    assert value("palisade_grpc_requests_total", {"method": "Check", "code": "OK"}) == 1
+    assert value("palisade_http_errors_total", {"front_door": "envoy", "code": "400"}) == 1
 
 
 def test_a_reload_marks_the_replaced_version_as_no_longer_served() -> None:
