@@ -41,7 +41,7 @@ from engine.config import ServeConfig
 from engine.envoy.config import EnvoyConfig
 from engine.envoy.server import EnvoyServer
 from engine.guard import Guard
-from engine.server.app import freeze_heap
+from engine.runtime.heap import freeze_heap
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "envoy" / "envoy.yaml"

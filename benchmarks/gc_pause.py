@@ -10,7 +10,8 @@ import time
 from collections.abc import Sequence
 
 from engine.config import load_config
-from engine.server.app import GuardServer, freeze_heap
+from engine.runtime.heap import freeze_heap
+from engine.server.app import GuardServer
 
 
 def _collections_ms(count: int) -> list[float]:

@@ -74,6 +74,7 @@ def _proxy(config: ServeConfig, proxy: McpConfig, command: list[str], url: str, 
     from engine.mcp.guarded import Guarded  # noqa: PLC0415
     from engine.mcp.pins import Pins, pins_path  # noqa: PLC0415
     from engine.mcp.proxy import serve  # noqa: PLC0415
+    from engine.runtime.heap import freeze_heap  # noqa: PLC0415
 
     try:
         os.makedirs(config.data_dir, exist_ok=True)
@@ -90,6 +91,7 @@ def _proxy(config: ServeConfig, proxy: McpConfig, command: list[str], url: str, 
         except UnknownRuleset as exc:
             print(f"palisade mcp: {exc}", file=sys.stderr)
             return 2
+        freeze_heap()  # as `palisade serve` does once serving starts
         principal = Principal(proxy.principal, proxy.tenant, proxy.roles)
         checks = McpChecks(guard, config.limits, Caller(proxy.ruleset, proxy.server, principal))
         try:

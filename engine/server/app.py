@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import queue
@@ -26,6 +25,7 @@ from engine.envoy.server import EnvoyServer
 from engine.guard import Guard, StartError, check_rulesets
 from engine.http.server import HttpServer
 from engine.protocol.wire import APPROVALS_SERVICE, GUARD_SERVICE, apb, pb
+from engine.runtime.heap import freeze_heap
 from engine.runtime.observer import observer
 from engine.runtime.registry import Registry
 from engine.runtime.rollout import load_plans, rollout_path
@@ -314,16 +314,6 @@ class Reloader:
                     self._requests.get_nowait()
             if server.reload():
                 freeze_heap()
-
-
-def freeze_heap() -> None:
-    """Put every object alive now (the rulesets, the models and the libraries they load: about
-    490,000 with the shipped rulesets) out of the cyclic garbage collector's reach. A full
-    collection over them takes 0.1-0.4 s with every thread stopped, a stall that lands in the tail
-    latency of whichever calls are in flight. Called once serving starts and after each reload;
-    what a reload replaces is freed by reference counting, and a reference cycle in it is kept."""
-    gc.collect()
-    gc.freeze()
 
 
 def serve(

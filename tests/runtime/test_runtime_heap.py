@@ -1,11 +1,11 @@
-"""The serving process puts its start-up heap out of the cyclic garbage collector's reach."""
+"""freeze_heap(): the serving process puts its start-up heap out of the cyclic garbage collector's reach."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from engine.server.app import freeze_heap
+from engine.runtime.heap import freeze_heap
 
 
 class _Node:
