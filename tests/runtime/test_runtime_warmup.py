@@ -23,9 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "rulesets"
 # Two answers with the same kinds of content (an order number, an email address, a phone number, a
 # link), neither of them a text that a warm-up could have scanned: the second shows what a Check of
-# such a text costs once everything is loaded.
+# such a text costs once everything is loaded. Both are allowed at every stage, so that both take the
+# same path ("If anything looks wrong, write to ..." escalates at `tool_result`: a policy test in
+# rulesets/coding_agent.tests.toml).
 ANSWERS = (
-    "Your order #40213 shipped on Monday. If anything looks wrong, write to help@example.org or call"
+    "Your order #40213 shipped on Monday. For changes, email help@example.org or call"
     " 415-555-0132; tracking: https://track.example.com/40213",
     "Your refund for order #40877 was issued today. Questions? Email billing@example.net or phone"
     " (212) 555-0187; details: https://help.example.com/refunds",
