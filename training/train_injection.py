@@ -515,13 +515,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every set scored through the detector, at its kind's thresholds that validation chooses (or
     ``at``); the scores kept in CACHE/scores/<model digest>.npz, to choose thresholds again from."""
+    digest = sha256(os.path.join(folder, "model.onnx"))
     scored = {}
     for name, rows in sets.items():
         if name == "train":
             continue
         scored[name] = (score_all(folder, [t for t, _, _ in rows]), np.array([y for _, y, _ in rows]))
     os.makedirs(os.path.join(cache, "scores"), exist_ok=True)
-    kept = os.path.join(cache, "scores", sha256(os.path.join(folder, "model.onnx"))[:16] + ".npz")
+    kept = os.path.join(cache, "scores", digest[:16] + ".npz")
     np.savez_compressed(kept, allow_pickle=False, **{name: s for name, (s, _) in scored.items()})
     thresholds = at or choose_thresholds({n: v for n, v in scored.items() if n.startswith("val-")})
     report: dict[str, Any] = {"thresholds": thresholds, "sets": {}}
@@ -540,6 +541,7 @@ def evaluate(
     trap = score_all(folder, trap_cases())
     report["trap"] = {text: round(float(v), 4) for text, v in zip(trap_cases(), trap, strict=True)}
     report["injection_after_1500_chars"] = _late_injection(folder)
+    report["sha256"] = digest
     return report
 
 
@@ -596,7 +598,6 @@ def reevaluate(folder: str, cache: str, at: Thresholds | None = None) -> None:
         with open(path, encoding="utf-8") as handle:
             report = json.load(handle)
     report.update(evaluate(folder, build(cache), cache, at))
-    report["sha256"] = sha256(os.path.join(folder, "model.onnx"))
     write_json(path, report)
     print(json.dumps({k: report[k] for k in ("thresholds", "sets")}, indent=2))
 
@@ -683,7 +684,6 @@ def main() -> None:
     exported = export(model, cfg.out, cfg.cache)
     prefilter = fit_prefilter(cfg.out, sets, cfg.cache)
     report = {"export": exported, "prefilter": prefilter, **evaluate(cfg.out, sets, cfg.cache)}
-    report["sha256"] = sha256(os.path.join(cfg.out, "model.onnx"))
     pin_in_catalogue(cfg.out, "sha256", report["sha256"])
     report["train_size"] = len(rows)
     report["resumed_from"] = sha256(cfg.resume) if cfg.resume else None
