@@ -138,10 +138,12 @@ def run(
     pinned: Pins | None,
 ) -> list[Row]:
     """Each round starts every variant's server in turn (on its own CPU when ``pinned``) and measures
-    it; returns a row per variant."""
+    it, each round starting one variant later than the last, so that no variant always runs first
+    or right after another's server stopped; returns a row per variant."""
     results: dict[str, list[Result]] = {name: [] for name in variants}
     for round_ in range(rounds):
-        for name in variants:
+        shift = round_ % len(variants)
+        for name in [*variants[shift:], *variants[:shift]]:
             tables = VARIANTS[name]
             config = folder / f"{len(results[name])}-{name.split()[0]}.toml"
             config.write_text(f'[audit]\ndurability = "{audit}"\n\n{tables}', encoding="utf-8")
