@@ -2,9 +2,10 @@
 
     .venv/bin/python -m benchmarks.journal_bench [--rate 1000] [--duration 10] [--rounds 3]
 
-Each round runs the no-op grpcio server and `palisade serve` once per durability mode, in turn, on
-the gRPC floor's workload (benchmarks/rulesets/twocond.pal, scenario twocond), open loop; each row is
-the median over the rounds of each round's latency percentiles. The verdict is issue 23's target:
+Each round runs the no-op grpcio server and `palisade serve` once per durability mode, in turn, each
+round starting one mode later than the last, on the gRPC floor's workload
+(benchmarks/rulesets/twocond.pal, scenario twocond), open loop; each row is the median over the
+rounds of each round's latency percentiles. The verdict is issue 23's target:
 `journal` p95 within 1.3x of `async`. Results: benchmarks/AUDIT.md.
 """
 
@@ -42,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(args.rate, args.duration, args.warmup, 1)
     load = os.getloadavg()
     runs: dict[str, list[Result]] = {mode: [] for mode in MODES}
-    for _ in range(args.rounds):
-        for mode, bench in MODES.items():
-            runs[mode].append(bench(options))
+    order = list(MODES)
+    for round_ in range(args.rounds):
+        shift = round_ % len(order)  # each round starts one mode later: none always runs last
+        for mode in [*order[shift:], *order[:shift]]:
+            runs[mode].append(MODES[mode](options))
     rows, p95 = [], {}
     for mode, results in runs.items():
         stats = [r.median.latency for r in results]
