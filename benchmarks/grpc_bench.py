@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -106,6 +106,17 @@ class Setup:
 
     data_dir: str
     config: str | None = None
+
+
+T = TypeVar("T")
+
+
+def in_turn(variants: Sequence[T], round_: int) -> list[T]:
+    """The variants in the order round ``round_`` runs them: each round starts one later than the
+    last, so that none always runs first, or last, or right after the same other one (a fixed order
+    cost the third variant up to +20% at p95 on the shared VM: benchmarks/TELEMETRY.md)."""
+    shift = round_ % len(variants)
+    return [*variants[shift:], *variants[:shift]]
 
 
 def palisade(workers: int, setup: Setup) -> list[str]:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks.compare import ASYNC_AUDIT, HERE, LATENCY_HEADERS, bench_noop, bench_served, table
+from benchmarks.grpc_bench import in_turn
 from engine.cli.bench.runner import Options, Result
 
 JOURNAL_AUDIT = HERE / "journal_audit.toml"
@@ -43,10 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(args.rate, args.duration, args.warmup, 1)
     load = os.getloadavg()
     runs: dict[str, list[Result]] = {mode: [] for mode in MODES}
-    order = list(MODES)
     for round_ in range(args.rounds):
-        shift = round_ % len(order)  # each round starts one mode later: none always runs last
-        for mode in [*order[shift:], *order[:shift]]:
+        for mode in in_turn(list(MODES), round_):
             runs[mode].append(MODES[mode](options))
     rows, p95 = [], {}
     for mode, results in runs.items():

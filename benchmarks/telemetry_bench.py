@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from benchmarks.grpc_bench import REQUESTS, RULESETS, Result, Setup, open_loop, palisade
+from benchmarks.grpc_bench import REQUESTS, RULESETS, Result, Setup, in_turn, open_loop, palisade
 from dsl.types import Outcome, Stage
 from engine.cli.bench.loadgen import callers, server_process
 from engine.config import ServeConfig
@@ -142,8 +142,7 @@ def run(
     or right after another's server stopped; returns a row per variant."""
     results: dict[str, list[Result]] = {name: [] for name in variants}
     for round_ in range(rounds):
-        shift = round_ % len(variants)
-        for name in [*variants[shift:], *variants[:shift]]:
+        for name in in_turn(variants, round_):
             tables = VARIANTS[name]
             config = folder / f"{len(results[name])}-{name.split()[0]}.toml"
             config.write_text(f'[audit]\ndurability = "{audit}"\n\n{tables}', encoding="utf-8")

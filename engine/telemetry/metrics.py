@@ -244,7 +244,7 @@ class Metrics:
         head = (CHECKED, name, decision.version, str(stage), int(decision.outcome), seconds, unrecorded)
         events.append((*head, *[m.rule for m in decision.matches]) if decision.matches else head)
         if evaluated.detectors:
-            _detected(events, name, evaluated)
+            _hand_over_detectors(events, name, evaluated)
 
     def _checked(self, event: tuple[Any, ...]) -> None:
         """Count one Check (its CHECKED event): its decision and matches, its time against the budget."""
@@ -350,7 +350,7 @@ class Metrics:
         self.tally.inc(self._child(metric, *event[1:]))
 
 
-def _detected(events: deque[tuple[Any, ...]], name: str, evaluated: Decision) -> None:
+def _hand_over_detectors(events: deque[tuple[Any, ...]], name: str, evaluated: Decision) -> None:
     """Hand over a DETECTED event for each detector the Check ran."""
     timeouts = {e.source for e in evaluated.errors if e.code == TIMEOUT_CODE} if evaluated.errors else ()
     for r in evaluated.detectors:
